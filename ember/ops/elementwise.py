@@ -1,0 +1,347 @@
+"""Elementwise ops: arithmetic with broadcasting, and the unary functions and activations.
+
+Scalar variants (``AddScalar``, ``MulScalar``, ...) take a Python number as an attribute, so
+``x * 2.0`` neither builds a tensor for the constant nor pays for a broadcasting reduction.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..autograd import Function
+from ..backend import special
+from .util import unbroadcast
+
+# ----------------------------------------------------------------------------- binary
+
+
+class Add(Function):
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return a + b
+
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(g, sa) if na else None, unbroadcast(g, sb) if nb else None)
+
+
+class Sub(Function):
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return a - b
+
+    def backward(ctx, g):
+        sa, sb = ctx.shapes
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(g, sa) if na else None, unbroadcast(-g, sb) if nb else None)
+
+
+class Mul(Function):
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return a * b
+
+    def backward(ctx, g):
+        a, b = ctx.a, ctx.b
+        na, nb = ctx.needs_input_grad
+        return (unbroadcast(g * b, a.shape) if na else None, unbroadcast(g * a, b.shape) if nb else None)
+
+
+class Div(Function):
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return a / b
+
+    def backward(ctx, g):
+        a, b = ctx.a, ctx.b
+        na, nb = ctx.needs_input_grad
+        ga = unbroadcast(g / b, a.shape) if na else None
+        gb = unbroadcast(-g * a / (b * b), b.shape) if nb else None
+        return ga, gb
+
+
+class Pow(Function):
+    """a ** b with both operands tensors (b > 0 where a <= 0 has no real gradient for b)."""
+
+    def forward(ctx, a, b):
+        out = a**b
+        ctx.a, ctx.b, ctx.out = a, b, out
+        return out
+
+    def backward(ctx, g):
+        xp, a, b, out = ctx.xp, ctx.a, ctx.b, ctx.out
+        na, nb = ctx.needs_input_grad
+        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if na else None
+        gb = unbroadcast(g * out * xp.log(a), b.shape) if nb else None
+        return ga, gb
+
+
+class Maximum(Function):
+    """Elementwise max; where the two are equal the gradient is split evenly (as PyTorch does)."""
+
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return ctx.xp.maximum(a, b)
+
+    def backward(ctx, g):
+        return _select_grad(ctx, g, ctx.a > ctx.b)
+
+
+class Minimum(Function):
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return ctx.xp.minimum(a, b)
+
+    def backward(ctx, g):
+        return _select_grad(ctx, g, ctx.a < ctx.b)
+
+
+def _select_grad(ctx, g, a_wins):
+    """Gradient of max/min: to the winner, half to each on ties."""
+    a, b = ctx.a, ctx.b
+    na, nb = ctx.needs_input_grad
+    weight_a = a_wins + 0.5 * (a == b)
+    weight_a = weight_a.astype(g.dtype, copy=False)
+    ga = unbroadcast(g * weight_a, a.shape) if na else None
+    gb = unbroadcast(g * (1 - weight_a), b.shape) if nb else None
+    return ga, gb
+
+
+class Where(Function):
+    """cond ? a : b, with ``cond`` a boolean array (not differentiated)."""
+
+    def forward(ctx, a, b, cond):
+        ctx.cond, ctx.shapes = cond, (a.shape, b.shape)
+        return ctx.xp.where(cond, a, b)
+
+    def backward(ctx, g):
+        cond, (sa, sb) = ctx.cond, ctx.shapes
+        na, nb = ctx.needs_input_grad
+        zero = g.dtype.type(0)
+        ga = unbroadcast(ctx.xp.where(cond, g, zero), sa) if na else None
+        gb = unbroadcast(ctx.xp.where(cond, zero, g), sb) if nb else None
+        return ga, gb
+
+
+# ----------------------------------------------------------------------------- with a scalar
+
+
+class AddScalar(Function):
+    def forward(ctx, a, c):
+        return a + c
+
+    def backward(ctx, g):
+        return g
+
+
+class MulScalar(Function):
+    def forward(ctx, a, c):
+        ctx.c = c
+        return a * c
+
+    def backward(ctx, g):
+        return g * ctx.c
+
+
+class DivScalar(Function):
+    def forward(ctx, a, c):
+        ctx.c = c
+        return a / c
+
+    def backward(ctx, g):
+        return g / ctx.c
+
+
+class RSubScalar(Function):
+    """c - a"""
+
+    def forward(ctx, a, c):
+        return c - a
+
+    def backward(ctx, g):
+        return -g
+
+
+class RDivScalar(Function):
+    """c / a"""
+
+    def forward(ctx, a, c):
+        out = c / a
+        ctx.a, ctx.out = a, out
+        return out
+
+    def backward(ctx, g):
+        return -g * ctx.out / ctx.a
+
+
+class PowScalar(Function):
+    """a ** p for a Python number p."""
+
+    def forward(ctx, a, p):
+        ctx.a, ctx.p = a, p
+        return a * a if p == 2 else a**p
+
+    def backward(ctx, g):
+        a, p = ctx.a, ctx.p
+        if p == 2:
+            return g * (2.0 * a)
+        return g * (p * a ** (p - 1))
+
+
+class RPowScalar(Function):
+    """c ** a for a Python number c > 0."""
+
+    def forward(ctx, a, c):
+        out = c**a
+        ctx.out, ctx.logc = out, math.log(c)
+        return out
+
+    def backward(ctx, g):
+        return g * ctx.out * ctx.logc
+
+
+# ----------------------------------------------------------------------------- unary
+
+
+class Neg(Function):
+    def forward(ctx, a):
+        return -a
+
+    def backward(ctx, g):
+        return -g
+
+
+class Exp(Function):
+    def forward(ctx, a):
+        ctx.out = ctx.xp.exp(a)
+        return ctx.out
+
+    def backward(ctx, g):
+        return g * ctx.out
+
+
+class Log(Function):
+    def forward(ctx, a):
+        ctx.a = a
+        return ctx.xp.log(a)
+
+    def backward(ctx, g):
+        return g / ctx.a
+
+
+class Sqrt(Function):
+    def forward(ctx, a):
+        ctx.out = ctx.xp.sqrt(a)
+        return ctx.out
+
+    def backward(ctx, g):
+        return g * 0.5 / ctx.out
+
+
+class Abs(Function):
+    def forward(ctx, a):
+        ctx.a = a
+        return ctx.xp.abs(a)
+
+    def backward(ctx, g):
+        return g * ctx.xp.sign(ctx.a)
+
+
+class Tanh(Function):
+    def forward(ctx, a):
+        ctx.out = ctx.xp.tanh(a)
+        return ctx.out
+
+    def backward(ctx, g):
+        out = ctx.out
+        return g * (1 - out * out)
+
+
+class Sigmoid(Function):
+    def forward(ctx, a):
+        ctx.out = special(ctx.xp).expit(a)
+        return ctx.out
+
+    def backward(ctx, g):
+        out = ctx.out
+        return g * out * (1 - out)
+
+
+class ReLU(Function):
+    def forward(ctx, a):
+        out = ctx.xp.maximum(a, 0)
+        ctx.out = out
+        return out
+
+    def backward(ctx, g):
+        return g * (ctx.out > 0)
+
+
+class Clip(Function):
+    """Clamp to [lo, hi] (either may be None); the gradient passes where lo <= a <= hi."""
+
+    def forward(ctx, a, lo, hi):
+        ctx.a, ctx.lo, ctx.hi = a, lo, hi
+        return ctx.xp.clip(a, lo, hi)
+
+    def backward(ctx, g):
+        a, lo, hi = ctx.a, ctx.lo, ctx.hi
+        if lo is not None and hi is not None:
+            return g * ((a >= lo) & (a <= hi))
+        if lo is not None:
+            return g * (a >= lo)
+        return g * (a <= hi)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class GELU(Function):
+    """x·Φ(x), exact (erf) or with the tanh approximation of GPT-2 (``approximate='tanh'``)."""
+
+    def forward(ctx, a, approximate):
+        xp = ctx.xp
+        ctx.a, ctx.approximate = a, approximate
+        if approximate == "tanh":
+            t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a))
+            ctx.t = t
+            return 0.5 * a * (1 + t)
+        cdf = 0.5 * (1 + special(xp).erf(a * _INV_SQRT_2))
+        ctx.cdf = cdf
+        return a * cdf
+
+    def backward(ctx, g):
+        xp, a = ctx.xp, ctx.a
+        if ctx.approximate == "tanh":
+            t = ctx.t
+            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
+            return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du)
+        pdf = _INV_SQRT_2PI * xp.exp(-0.5 * a * a)
+        return g * (ctx.cdf + a * pdf)
+
+
+class SiLU(Function):
+    """x·sigmoid(x) (swish)."""
+
+    def forward(ctx, a):
+        s = special(ctx.xp).expit(a)
+        ctx.a, ctx.s = a, s
+        return a * s
+
+    def backward(ctx, g):
+        a, s = ctx.a, ctx.s
+        return g * (s * (1 + a * (1 - s)))
+
+
+class Cast(Function):
+    """Change dtype; the gradient is cast back to the input's dtype."""
+
+    def forward(ctx, a, dtype):
+        ctx.in_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(ctx, g):
+        return g.astype(ctx.in_dtype)

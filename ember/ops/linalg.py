@@ -1,0 +1,70 @@
+"""Matrix products: batched ``matmul`` with broadcasting, and the fused ``linear`` (x @ Wᵀ + b)."""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from .util import unbroadcast
+
+
+def _swap(a):
+    return a.swapaxes(-1, -2)
+
+
+class MatMul(Function):
+    """a @ b with NumPy semantics: 1-D operands are promoted and batch dims broadcast."""
+
+    def forward(ctx, a, b):
+        ctx.a, ctx.b = a, b
+        return a @ b
+
+    def backward(ctx, g):
+        a, b = ctx.a, ctx.b
+        na, nb = ctx.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:  # dot product
+            return (g * b if na else None, g * a if nb else None)
+        if a.ndim == 1:  # (n,) @ (..., n, m) -> (..., m)
+            ga = unbroadcast((b @ g[..., None])[..., 0], a.shape) if na else None
+            gb = (a[:, None] * g[..., None, :]) if nb else None
+            return ga, gb
+        if b.ndim == 1:  # (..., n, m) @ (m,) -> (..., n)
+            ga = (g[..., None] * b) if na else None
+            gb = unbroadcast((_swap(a) @ g[..., None])[..., 0], b.shape) if nb else None
+            return ga, gb
+        ga = gb = None
+        if na:
+            ga = unbroadcast(g @ _swap(b), a.shape)
+        if nb:
+            if b.ndim == 2 and a.ndim > 2:  # shared weight: fold the batch into one GEMM
+                k = a.shape[-1]
+                gb = a.reshape(-1, k).T @ g.reshape(-1, g.shape[-1])
+            else:
+                gb = unbroadcast(_swap(a) @ g, b.shape)
+        return ga, gb
+
+
+class Linear(Function):
+    """y = x @ Wᵀ + b for x of shape (..., in), W (out, in), b (out,) or absent.
+
+    Leading dims are folded into one GEMM; the bias is added in place into the GEMM's
+    fresh output; no input gradient is computed when x does not need one (first layer).
+    """
+
+    def forward(ctx, x, weight, bias=None):
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        out = x2 @ weight.T
+        if bias is not None:
+            out += bias
+        ctx.x2, ctx.weight, ctx.x_shape, ctx.has_bias = x2, weight, x.shape, bias is not None
+        return out.reshape(lead + (weight.shape[0],)) if x.ndim != 2 else out
+
+    def backward(ctx, g):
+        x2, weight = ctx.x2, ctx.weight
+        needs = ctx.needs_input_grad
+        g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+        gx = (g2 @ weight).reshape(ctx.x_shape) if needs[0] else None
+        gw = g2.T @ x2 if needs[1] else None
+        if not ctx.has_bias:
+            return gx, gw
+        gb = g2.sum(axis=0) if needs[2] else None
+        return gx, gw, gb

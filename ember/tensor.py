@@ -1,0 +1,694 @@
+"""Tensor: an array, its gradient and the graph node that produced it.
+
+Arithmetic and the methods below delegate to the ``Function`` ops in ``ember.ops``;
+``apply`` is the dispatcher that unwraps arrays, runs an op's forward, and records the
+node when a gradient is needed. It is on every op's path, so it is kept short.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import autograd as _autograd
+from . import backend
+from .ops import elementwise as E
+from .ops import linalg as L
+from .ops import nn as N
+from .ops import reduce as R
+from .ops import shape as S
+from .ops.util import normalize_axes
+
+_ndarray = np.ndarray
+_float_kinds = "fc"
+
+
+def _xp_of(a):
+    return np if type(a) is _ndarray else backend.array_module(a)
+
+
+def _wrap(data, node) -> Tensor:
+    """Build a Tensor around an op's output without re-validating it (the dispatcher's fast path)."""
+    if isinstance(data, np.generic):  # NumPy returns scalars from 0-d ufuncs; keep arrays
+        data = np.asarray(data)
+    t = object.__new__(Tensor)
+    t.data = data
+    t.grad = None
+    t.requires_grad = node is not None
+    t._node = node
+    return t
+
+
+def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
+    """Run op ``cls`` on tensors ``inputs`` (and non-tensor ``attrs``), recording the graph if needed."""
+    fn = cls()
+    fn.xp = _xp_of(inputs[0].data)
+    record = False
+    if _autograd._grad_enabled:
+        needs = tuple([t.requires_grad for t in inputs])
+        if True in needs:
+            record = True
+            fn.needs_input_grad = needs
+    try:
+        out = fn.forward(*[t.data for t in inputs], **attrs)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise type(exc)(_describe_failure(cls, inputs, exc)) from exc
+    if record:
+        fn.inputs = inputs
+        return _wrap(out, fn)
+    return _wrap(out, None)
+
+
+def _describe_failure(cls, inputs, exc) -> str:
+    operands = ", ".join(f"{tuple(t.shape)} {t.dtype} on {t.device}" for t in inputs)
+    devices = {str(t.device) for t in inputs}
+    hint = f" (operands on different devices: {sorted(devices)}; move them with .to())" if len(devices) > 1 else ""
+    return f"ember.{cls.__name__.lower()}: {exc}; operands: {operands}{hint}"
+
+
+# ----------------------------------------------------------------------------- conversion
+
+
+def as_array(data, dtype=None, device=None):
+    """Turn Python data, NumPy/CuPy arrays or a Tensor into an array of the requested dtype/device.
+
+    Python floats become the default dtype (float32); arrays keep their dtype unless one is given.
+    """
+    dtype = backend.resolve_dtype(dtype)
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (np.ndarray, np.generic)) or hasattr(data, "__cuda_array_interface__"):
+        arr = data
+    else:
+        arr = np.asarray(data)
+        if dtype is None and arr.dtype == np.float64:
+            arr = arr.astype(backend.get_default_dtype())
+    if dtype is not None and arr.dtype != dtype:
+        arr = arr.astype(dtype)
+    if device is not None:
+        arr = backend.to_device(arr, backend.device(device))
+    if isinstance(arr, np.generic):
+        arr = np.asarray(arr)
+    return arr
+
+
+def _scalar(value):
+    """A Python int/float from a Python or NumPy number (NumPy float64 scalars would upcast float32)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    return float(value) if isinstance(value, float) else value
+
+
+def _is_scalar(value) -> bool:
+    return isinstance(value, (int, float, np.number, np.bool_))
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    ``data`` is a ``numpy.ndarray`` (CPU) or ``cupy.ndarray`` (GPU); ``grad`` is a Tensor
+    (or None) that accumulates across ``backward`` calls until zeroed.
+
+    Examples:
+        >>> x = ember.tensor([[1.0, 2.0]], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad
+        tensor([[2., 4.]], dtype=float32)
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
+    __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        self.data = as_array(data, dtype, device)
+        self.grad = None
+        self._node = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # -- attributes ---------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self) -> backend.Device:
+        return backend.CPU if type(self.data) is _ndarray else backend.device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._node is None
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def size(self, axis: int | None = None):
+        return self.data.shape if axis is None else self.data.shape[axis]
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __repr__(self) -> str:
+        data = self.numpy()
+        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4, threshold=200)
+        extras = [f"dtype={self.dtype}"]
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self._node is not None:
+            extras.append(f"grad_fn=<{self._node.name}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}, {', '.join(extras)})"
+
+    # -- conversion ---------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (shared on the CPU, copied from a GPU)."""
+        return self.data if type(self.data) is _ndarray else backend.to_device(self.data, backend.CPU)
+
+    def item(self):
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor of shape {self.shape} has {self.data.size} elements, not 1")
+        return self.data.item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous; use .any() or .all()")
+        return bool(self.data.item())
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self.numpy()
+        return arr if dtype is None else arr.astype(dtype)
+
+    def to(self, *args, dtype=None, device=None) -> Tensor:
+        """Move and/or cast: ``t.to('cuda')``, ``t.to(ember.float64)``, ``t.to('cpu', 'float64')``.
+
+        Differentiable: the gradient flows back across the cast and the copy.
+        """
+        for arg in args:
+            if isinstance(arg, backend.Device) or (isinstance(arg, str) and _is_device_name(arg)):
+                device = arg
+            else:
+                dtype = arg
+        out = self
+        if dtype is not None:
+            dt = backend.resolve_dtype(dtype)
+            if dt != out.dtype:
+                out = apply(E.Cast, out, dtype=dt)
+        if device is not None:
+            dev = backend.device(device)
+            if dev != out.device:
+                out = apply(_ToDevice, out, device=dev)
+        return out
+
+    def float(self) -> Tensor:
+        return self.to(dtype=backend.float32)
+
+    def double(self) -> Tensor:
+        return self.to(dtype=backend.float64)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, index: int = 0) -> Tensor:
+        return self.to(f"cuda:{index}")
+
+    def astype(self, dtype) -> Tensor:
+        return self.to(dtype=dtype)
+
+    # -- autograd -----------------------------------------------------------------------
+    def requires_grad_(self, mode: bool = True) -> Tensor:
+        if self._node is not None:
+            raise RuntimeError("requires_grad_() is for leaf tensors; use .detach() to make a new leaf")
+        if mode and self.data.dtype.kind not in _float_kinds:
+            raise TypeError(f"only floating-point tensors can require gradients, not {self.dtype}")
+        self.requires_grad = bool(mode)
+        return self
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return _wrap(self.data, None)
+
+    def clone(self) -> Tensor:
+        return apply(S.Copy, self)
+
+    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        A non-scalar tensor needs ``gradient`` (the vector in the vector-Jacobian product).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward(): this tensor does not require grad and has no graph; "
+                "create the inputs with requires_grad=True (and not under no_grad())"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward(): the tensor has shape {self.shape}; gradients can be created implicitly "
+                    "only for scalars. Pass gradient= (same shape) or reduce first, e.g. loss.sum()."
+                )
+            grad = _xp_of(self.data).ones(self.shape, dtype=self.dtype)
+        else:
+            grad = as_array(gradient, dtype=self.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(): gradient has shape {grad.shape} but the tensor has {self.shape}")
+        _autograd.backward(self, grad, retain_graph=retain_graph)
+
+    def _accumulate_grad(self, g, given_to_leaves: set) -> None:
+        """Add ``g`` into ``.grad``; the stored array is always owned by this tensor alone."""
+        if g.dtype != self.data.dtype:
+            g = g.astype(self.data.dtype)
+        if g.shape != self.data.shape:
+            raise RuntimeError(f"internal error: gradient of shape {g.shape} for a tensor of shape {self.shape}")
+        if self.grad is None:
+            flags = getattr(g, "flags", None)
+            if (
+                flags is None
+                or not flags.owndata
+                or not getattr(flags, "writeable", True)
+                or id(g) in given_to_leaves
+            ):
+                g = _xp_of(g).array(g, copy=True)
+            given_to_leaves.add(id(g))
+            self.grad = _wrap(g, None)
+        else:
+            self.grad.data += g
+
+    # -- arithmetic ---------------------------------------------------------------------
+    def _binary(self, other, op, scalar_op):
+        if isinstance(other, Tensor):
+            a, b = _promote(self, other, op)
+            return apply(op, a, b)
+        if _is_scalar(other):
+            c = _scalar(other)
+            a = self
+            if isinstance(c, float) and a.data.dtype.kind not in _float_kinds:
+                a = a.to(dtype=backend.get_default_dtype())
+            return apply(scalar_op, a, c=c)
+        return self._binary(Tensor(as_array(other), device=self.device), op, scalar_op)
+
+    def __add__(self, other):
+        return self._binary(other, E.Add, E.AddScalar)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        if _is_scalar(other):
+            return self._binary(-_scalar(other), E.Add, E.AddScalar)
+        return self._binary(other, E.Sub, None)
+
+    def __rsub__(self, other):
+        if _is_scalar(other):
+            return apply(E.RSubScalar, self._float_for(other), c=_scalar(other))
+        return Tensor(as_array(other), device=self.device) - self
+
+    def __mul__(self, other):
+        return self._binary(other, E.Mul, E.MulScalar)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        if _is_scalar(other):
+            return apply(E.DivScalar, self._float_for(1.0), c=_scalar(other))
+        return self._binary(other, E.Div, None)
+
+    def __rtruediv__(self, other):
+        if _is_scalar(other):
+            return apply(E.RDivScalar, self._float_for(1.0), c=_scalar(other))
+        return Tensor(as_array(other), device=self.device) / self
+
+    def __pow__(self, other):
+        if _is_scalar(other):
+            return apply(E.PowScalar, self._float_for(other), p=_scalar(other))
+        return self._binary(other, E.Pow, None)
+
+    def __rpow__(self, other):
+        if _is_scalar(other):
+            return apply(E.RPowScalar, self._float_for(1.0), c=_scalar(other))
+        return Tensor(as_array(other), device=self.device) ** self
+
+    def __neg__(self):
+        return apply(E.Neg, self)
+
+    def __matmul__(self, other):
+        other = other if isinstance(other, Tensor) else Tensor(as_array(other), device=self.device)
+        return apply(L.MatMul, *_promote(self, other, L.MatMul))
+
+    def __rmatmul__(self, other):
+        return Tensor(as_array(other), device=self.device) @ self
+
+    def _float_for(self, scalar) -> Tensor:
+        """Integer tensors meet float scalars as the default float dtype (not float64)."""
+        if isinstance(_scalar(scalar), float) and self.data.dtype.kind not in _float_kinds:
+            return self.to(dtype=backend.get_default_dtype())
+        return self
+
+    # -- comparisons (no gradient) ------------------------------------------------------
+    def _compare(self, other, fn):
+        other = other.data if isinstance(other, Tensor) else other
+        return _wrap(fn(self.data, other), None)
+
+    def __lt__(self, other):
+        return self._compare(other, _lt)
+
+    def __le__(self, other):
+        return self._compare(other, _le)
+
+    def __gt__(self, other):
+        return self._compare(other, _gt)
+
+    def __ge__(self, other):
+        return self._compare(other, _ge)
+
+    def __eq__(self, other):
+        return self._compare(other, _eq)
+
+    def __ne__(self, other):
+        return self._compare(other, _ne)
+
+    __hash__ = object.__hash__
+
+    def __invert__(self):
+        return _wrap(~self.data, None)
+
+    def __and__(self, other):
+        return self._compare(other, _and)
+
+    def __or__(self, other):
+        return self._compare(other, _or)
+
+    def any(self, axis=None, keepdims=False) -> Tensor:
+        return _wrap(self.data.any(axis=axis, keepdims=keepdims), None)
+
+    def all(self, axis=None, keepdims=False) -> Tensor:
+        return _wrap(self.data.all(axis=axis, keepdims=keepdims), None)
+
+    # -- reductions ---------------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
+        return apply(R.Sum, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
+        return apply(R.Mean, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims: bool = False) -> Tensor:
+        return apply(R.Max, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+
+    def min(self, axis=None, keepdims: bool = False) -> Tensor:
+        return apply(R.Min, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+
+    def logsumexp(self, axis=None, keepdims: bool = False) -> Tensor:
+        return apply(R.LogSumExp, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+
+    def var(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        """Variance with Bessel's correction by default (``correction=0`` for the biased one)."""
+        axes = normalize_axes(axis, self.ndim)
+        count = int(np.prod([self.shape[a] for a in axes]))
+        centered = self - self.mean(axis=axes, keepdims=True)
+        return (centered * centered).sum(axis=axes, keepdims=keepdims) / max(count - correction, 1)
+
+    def std(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
+        return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+
+    def argmax(self, axis=None, keepdims: bool = False) -> Tensor:
+        return _wrap(_arg_reduce(self.data, "argmax", axis, keepdims), None)
+
+    def argmin(self, axis=None, keepdims: bool = False) -> Tensor:
+        return _wrap(_arg_reduce(self.data, "argmin", axis, keepdims), None)
+
+    # -- shape --------------------------------------------------------------------------
+    def reshape(self, *shape) -> Tensor:
+        shape = _shape_args(shape)
+        if shape == self.data.shape:
+            return self
+        return apply(S.Reshape, self, shape=shape)
+
+    view = reshape
+
+    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_axis % self.ndim, end_axis % self.ndim
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+        return self.reshape(shape)
+
+    def squeeze(self, axis=None) -> Tensor:
+        if axis is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        axes = normalize_axes(axis, self.ndim)
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        axis = axis % (self.ndim + 1)
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def permute(self, *axes) -> Tensor:
+        axes = tuple(a % self.ndim for a in _shape_args(axes))
+        if sorted(axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of {self.shape}")
+        return apply(S.Permute, self, axes=axes)
+
+    def transpose(self, axis0: int = -2, axis1: int = -1) -> Tensor:
+        """Swap two axes (PyTorch's meaning); ``.T`` reverses all of them."""
+        axes = list(range(self.ndim))
+        axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
+        return apply(S.Permute, self, axes=tuple(axes))
+
+    @property
+    def T(self) -> Tensor:
+        return apply(S.Permute, self, axes=tuple(reversed(range(self.ndim))))
+
+    @property
+    def mT(self) -> Tensor:
+        return self.transpose(-2, -1)
+
+    def expand(self, *shape) -> Tensor:
+        shape = _shape_args(shape)
+        lead = len(shape) - self.ndim
+        if lead < 0:
+            raise ValueError(f"expand: cannot expand {self.shape} to fewer dimensions {shape}")
+        full = tuple(self.shape[i - lead] if (n == -1 and i >= lead) else n for i, n in enumerate(shape))
+        return apply(S.Expand, self, shape=full)
+
+    def broadcast_to(self, shape) -> Tensor:
+        return self.expand(*shape)
+
+    def __getitem__(self, index) -> Tensor:
+        return apply(S.GetItem, self, index=_index_arrays(index, self))
+
+    def __setitem__(self, index, value) -> None:
+        if self.requires_grad and _autograd._grad_enabled:
+            raise RuntimeError(
+                "in-place assignment into a tensor that requires grad would corrupt its gradient; "
+                "build a new tensor (ember.where, ember.cat) or assign under ember.no_grad()"
+            )
+        value = value.data if isinstance(value, Tensor) else value
+        self.data[_index_arrays(index, self)] = value
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def split(self, split_size_or_sections, axis: int = 0) -> tuple[Tensor, ...]:
+        """Split along ``axis`` into pieces of one size (the last may be smaller) or of given sizes."""
+        n = self.shape[axis]
+        if isinstance(split_size_or_sections, int):
+            if split_size_or_sections <= 0:
+                raise ValueError(f"split: size must be positive, got {split_size_or_sections}")
+            sizes = [min(split_size_or_sections, n - s) for s in range(0, n, split_size_or_sections)]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != n:
+                raise ValueError(f"split: sizes {sizes} do not add up to {n} along axis {axis}")
+        lead = (slice(None),) * (axis % self.ndim)
+        out, start = [], 0
+        for size in sizes:
+            out.append(self[lead + (slice(start, start + size),)])
+            start += size
+        return tuple(out)
+
+    def chunk(self, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
+        n = self.shape[axis]
+        return self.split(-(-n // chunks), axis)
+
+    # -- elementwise functions ----------------------------------------------------------
+    def exp(self):
+        return apply(E.Exp, self)
+
+    def log(self):
+        return apply(E.Log, self)
+
+    def sqrt(self):
+        return apply(E.Sqrt, self)
+
+    def abs(self):
+        return apply(E.Abs, self)
+
+    def tanh(self):
+        return apply(E.Tanh, self)
+
+    def sigmoid(self):
+        return apply(E.Sigmoid, self)
+
+    def relu(self):
+        return apply(E.ReLU, self)
+
+    def gelu(self, approximate: str = "none"):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        return apply(E.GELU, self, approximate=approximate)
+
+    def silu(self):
+        return apply(E.SiLU, self)
+
+    def clip(self, min=None, max=None):  # noqa: A002 - NumPy/PyTorch names
+        if min is None and max is None:
+            raise ValueError("clip: give min, max or both")
+        lo = None if min is None else _scalar(min)
+        hi = None if max is None else _scalar(max)
+        return apply(E.Clip, self, lo=lo, hi=hi)
+
+    clamp = clip
+
+    def maximum(self, other):
+        if _is_scalar(other):
+            return self.clip(min=other)
+        return apply(E.Maximum, *_promote(self, _tensor_like(other, self), E.Maximum))
+
+    def minimum(self, other):
+        if _is_scalar(other):
+            return self.clip(max=other)
+        return apply(E.Minimum, *_promote(self, _tensor_like(other, self), E.Minimum))
+
+    def softmax(self, axis: int = -1):
+        return apply(N.Softmax, self, axis=axis)
+
+    def log_softmax(self, axis: int = -1):
+        return apply(N.LogSoftmax, self, axis=axis)
+
+    def matmul(self, other):
+        return self @ other
+
+
+class _ToDevice(_autograd.Function):
+    """Copy between devices; the gradient is copied back."""
+
+    def forward(ctx, a, device):
+        ctx.source = backend.device_of(a)
+        return backend.to_device(a, device)
+
+    def backward(ctx, g):
+        return backend.to_device(g, ctx.source)
+
+
+def _is_device_name(name: str) -> bool:
+    return name.split(":")[0].strip().lower() in ("cpu", "cuda")
+
+
+def _lt(a, b):
+    return a < b
+
+
+def _le(a, b):
+    return a <= b
+
+
+def _gt(a, b):
+    return a > b
+
+
+def _ge(a, b):
+    return a >= b
+
+
+def _eq(a, b):
+    return a == b
+
+
+def _ne(a, b):
+    return a != b
+
+
+def _and(a, b):
+    return a & b
+
+
+def _or(a, b):
+    return a | b
+
+
+def _arg_reduce(data, name, axis, keepdims):
+    if axis is None:
+        out = getattr(data.reshape(-1), name)()
+        return out.reshape((1,) * data.ndim) if keepdims else out
+    return getattr(data, name)(axis=axis, keepdims=keepdims)
+
+
+def _shape_args(shape) -> tuple:
+    """Accept ``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    return tuple(int(n) for n in shape)
+
+
+def _index_arrays(index, like: Tensor):
+    """Replace Tensors and lists inside an index with arrays on the indexed tensor's device."""
+    xp = _xp_of(like.data)
+    if isinstance(index, tuple):
+        return tuple(_index_part(p, xp) for p in index)
+    return _index_part(index, xp)
+
+
+def _index_part(part, xp):
+    if isinstance(part, Tensor):
+        return part.data
+    if isinstance(part, list):
+        return xp.asarray(part)
+    return part
+
+
+def _tensor_like(value, like: Tensor) -> Tensor:
+    return value if isinstance(value, Tensor) else Tensor(as_array(value), device=like.device)
+
+
+def _promote(a: Tensor, b: Tensor, op):
+    """Reconcile dtypes of two operands: a non-float meets a float as that float dtype;
+    two different float dtypes are an error (no silent float64 upcast)."""
+    da, db = a.data.dtype, b.data.dtype
+    if da is db or da == db:
+        return a, b
+    fa, fb = da.kind in _float_kinds, db.kind in _float_kinds
+    if fa and not fb:
+        return a, _wrap(b.data.astype(da), None)
+    if fb and not fa:
+        return _wrap(a.data.astype(db), None), b
+    if fa and fb:
+        raise TypeError(
+            f"ember.{op.__name__.lower()}: dtype mismatch {da} vs {db} (shapes {a.shape} and {b.shape}); "
+            "cast one explicitly with .to(dtype) - ember never upcasts silently"
+        )
+    return a, b
