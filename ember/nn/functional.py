@@ -138,6 +138,9 @@ def batch_norm(
         raise ValueError("batch_norm: evaluation needs running statistics")
     if (weight is None) != (bias is None):
         raise ValueError("batch_norm: give both weight and bias or neither")
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and (t.dtype != x.dtype or t.shape != (x.shape[1],)):
+            raise TypeError(f"batch_norm: {name} is {t.dtype} {t.shape}, expected {x.dtype} ({x.shape[1]},)")
     params = () if weight is None else (weight, bias)
     return apply(
         N.BatchNorm,

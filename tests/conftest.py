@@ -1,0 +1,42 @@
+"""Shared fixtures: PyTorch as a reference (skipped with a reason when absent), real data paths."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ember
+
+
+@pytest.fixture
+def torch():
+    """The PyTorch module, for reference comparisons only (2 threads, float64 where it matters)."""
+    torch = pytest.importorskip("torch", reason="PyTorch is the reference for parity tests: pip install -e '.[test]'")
+    torch.set_num_threads(2)
+    return torch
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    ember.manual_seed(0)
+    yield
+
+
+def data_root() -> Path | None:
+    root = os.environ.get("EMBER_DATA")
+    return Path(root) if root else None
+
+
+@pytest.fixture
+def mnist_dir():
+    root = data_root()
+    if root is None or not (root / "mnist" / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real MNIST not found: set EMBER_DATA to a folder with mnist/ (e.g. ../shared/data)")
+    return root
+
+
+def to_numpy64(t) -> np.ndarray:
+    return np.asarray(t.numpy(), dtype=np.float64)
