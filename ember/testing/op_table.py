@@ -240,7 +240,8 @@ OPS: list[OpCase] = [
     OpCase("masked_huber_loss", lambda x, y: F.masked_huber_loss(x, y, LOSS_MASK, delta=0.7),
            lambda T, x, y: _masked_mean_torch(
                T, T.nn.functional.huber_loss(x, y, delta=0.7, reduction="none"), LOSS_MASK), ((4, 3), (4, 3))),
-    OpCase("bce_with_logits", lambda x: F.binary_cross_entropy_with_logits(x, ember.tensor(BINARY_TARGETS, dtype=x.dtype)),
+    OpCase("bce_with_logits",
+           lambda x: F.binary_cross_entropy_with_logits(x, ember.tensor(BINARY_TARGETS, dtype=x.dtype)),
            lambda T, x: T.nn.functional.binary_cross_entropy_with_logits(x, _t(T, BINARY_TARGETS)), ((4, 3),)),
     OpCase("bce_with_logits_soft_pos_weight",
            lambda x, y: F.binary_cross_entropy_with_logits(x, y.sigmoid(), pos_weight=2.0, reduction="sum"),
