@@ -3,6 +3,7 @@
 from . import (
     backend,
     nn,
+    optim,
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import (
@@ -63,10 +64,10 @@ from .tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "Device", "Tensor", "abs", "nn", "arange", "argmax", "as_tensor", "backend", "bool_", "cat", "clip", "concat",
-    "device", "empty", "enable_grad", "exp", "eye", "float16", "float32", "float64", "from_numpy", "full",
-    "full_like", "get_default_dtype", "int32", "int64", "is_grad_enabled", "is_tensor", "linspace", "log",
-    "manual_seed", "matmul", "maximum", "minimum", "no_grad", "ones", "ones_like", "pad", "rand", "randint",
-    "randn", "randperm", "set_default_dtype", "set_grad_enabled", "sigmoid", "split", "sqrt", "stack", "tanh",
-    "tensor", "uint8", "where", "zeros", "zeros_like",
+    "abs", "arange", "argmax", "as_tensor", "backend", "bool_", "cat", "clip", "concat", "Device", "device", "empty",
+    "enable_grad", "exp", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
+    "get_default_dtype", "int32", "int64", "is_grad_enabled", "is_tensor", "linspace", "log", "manual_seed", "matmul",
+    "maximum", "minimum", "nn", "no_grad", "ones", "ones_like", "optim", "pad", "rand", "randint", "randn",
+    "randperm", "set_default_dtype", "set_grad_enabled", "sigmoid", "split", "sqrt", "stack", "tanh", "tensor",
+    "Tensor", "uint8", "where", "zeros", "zeros_like",
 ]

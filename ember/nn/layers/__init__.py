@@ -1,6 +1,6 @@
 """Layers, one file per family."""
 
-from .activation import GELU, ReLU, Sigmoid, SiLU, Softmax, Tanh, activation
+from .activation import ACTIVATIONS, GELU, ReLU, Sigmoid, SiLU, Softmax, Tanh, activation
 from .conv import Conv2d
 from .dropout import Dropout
 from .embedding import Embedding
@@ -10,6 +10,6 @@ from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pool import AvgPool2d, MaxPool2d
 
 __all__ = [
-    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "GELU", "LayerNorm",
+    "ACTIVATIONS", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "GELU", "LayerNorm",
     "Linear", "MaxPool2d", "ReLU", "SiLU", "Sigmoid", "Softmax", "Tanh", "activation",
 ]

@@ -1,0 +1,125 @@
+"""Model checkpoints: safetensors weights with versioned JSON metadata, written atomically.
+
+Metadata keys (all strings, as safetensors requires): ``format`` ("ember"), ``format_version``,
+``model`` (registry name), ``config`` (JSON of the model's config dataclass) and ``extra``
+(JSON of anything the caller adds: epoch, accuracy, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "ember"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not fit the model; the message names the file."""
+
+
+def _config_dict(model) -> dict:
+    config = getattr(model, "config", None)
+    if config is None:
+        return {}
+    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+
+
+def save_checkpoint(path: str | os.PathLike, model, extra: dict | None = None, model_name: str | None = None) -> Path:
+    """Write ``model``'s state (parameters and persistent buffers) to ``path`` atomically."""
+    from safetensors.numpy import save_file
+
+    from ..models import model_name as registered_name
+    from .atomic import atomic_path
+
+    name = model_name or registered_name(model)
+    tensors = {k: np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "model": name,
+        "config": json.dumps(_config_dict(model)),
+        "extra": json.dumps(extra or {}),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Read and validate a checkpoint: returns (arrays by name, metadata with config/extra decoded)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with open(path, "rb") as f:
+            from safetensors import safe_open  # noqa: F401  (import check only)
+        arrays = load_file(str(path))
+        metadata = _read_metadata(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint (truncated or corrupt?): {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an ember checkpoint (metadata format={metadata.get('format')!r})")
+    try:
+        version = int(metadata.get("format_version", ""))
+    except ValueError:
+        version = None
+    if version not in SUPPORTED_VERSIONS:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {metadata.get('format_version')!r} is not supported "
+            f"(this ember reads {list(SUPPORTED_VERSIONS)})"
+        )
+    try:
+        metadata["config"] = json.loads(metadata.get("config", "{}"))
+        metadata["extra"] = json.loads(metadata.get("extra", "{}"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: corrupt JSON in the checkpoint metadata: {exc}") from exc
+    return arrays, metadata
+
+
+def _read_metadata(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        return dict(f.metadata() or {})
+
+
+def load_into(model, path: str | os.PathLike, strict: bool = True) -> dict:
+    """Load a checkpoint's weights into an existing model; on any error the model is untouched.
+
+    Returns the metadata (model name, config, extra).
+    """
+    arrays, metadata = read_checkpoint(path)
+    try:
+        model.load_state_dict(arrays, strict=strict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: does not fit {type(model).__name__}: {exc}") from exc
+    return metadata
+
+
+def load_model(path: str | os.PathLike):
+    """Build the registered model named in the checkpoint, with its config, and load its weights.
+
+    Returns (model, metadata).
+    """
+    from ..models import build
+
+    arrays, metadata = read_checkpoint(path)
+    try:
+        model = build(metadata.get("model", ""), metadata["config"])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from exc
+    try:
+        model.load_state_dict(arrays, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit the model {metadata.get('model')!r}: {exc}") from exc
+    return model, metadata
