@@ -61,8 +61,6 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with open(path, "rb") as f:
-            from safetensors import safe_open  # noqa: F401  (import check only)
         arrays = load_file(str(path))
         metadata = _read_metadata(path)
     except (SafetensorError, OSError, ValueError) as exc:

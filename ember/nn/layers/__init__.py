@@ -10,6 +10,6 @@ from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pool import AvgPool2d, MaxPool2d
 
 __all__ = [
-    "ACTIVATIONS", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "GELU", "LayerNorm",
-    "Linear", "MaxPool2d", "ReLU", "SiLU", "Sigmoid", "Softmax", "Tanh", "activation",
+    "ACTIVATIONS", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "GELU",
+    "LayerNorm", "Linear", "MaxPool2d", "ReLU", "SiLU", "Sigmoid", "Softmax", "Tanh", "activation",
 ]
