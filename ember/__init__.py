@@ -1,5 +1,7 @@
 """ember: a readable deep-learning framework on NumPy (CPU) and CuPy (GPU)."""
 
+from . import _runtime  # noqa: F401, I001  (first: settings that must precede NumPy's import)
+
 from . import (
     backend,
     nn,

@@ -41,109 +41,152 @@ def _window(a, i, j, ho, wo, stride):
     return a[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
 
 
-def _chunk_size(per_sample_bytes: int, n: int, target_bytes: int = 768 * 1024) -> int:
-    """Samples per im2col chunk, so a chunk's columns stay in the L2 cache during its GEMM."""
+def _chunk_size(per_sample_bytes: int, n: int, target_bytes: int = 1 << 21) -> int:
+    """Samples per im2col chunk: big enough to amortise the Python loop, small enough to stay in cache."""
     return max(1, min(n, target_bytes // max(per_sample_bytes, 1)))
 
 
-def _im2col_chunks(xp, xpad, kh, kw, ho, wo, stride, with_ones):
-    """Yield (n0, n1, cols) over batch chunks; cols is (kh·kw·C [+1], (n1-n0)·ho·wo), rows ordered (i, j, c).
+class _Geometry:
+    """Shapes of one convolution, and the layout of its padded input and its im2col columns.
 
-    One buffer is reused for every chunk: a chunk is consumed (by a GEMM) before the next
-    is written, and backward recomputes the columns instead of keeping them.
+    For stride 1 the columns are "full width": output positions run over (ho, Wp) rather than
+    (ho, wo), so each kernel offset (i, j) is one contiguous run of ho·Wp elements of the
+    padded image, at flat offset i·Wp + j. The extra Wp - wo columns of each output row are
+    computed and dropped; in exchange im2col and col2im move long runs instead of rows of wo.
+    The padded buffer has one extra zero row so the last run stays in bounds.
     """
-    c, n = xpad.shape[0], xpad.shape[1]
-    k = kh * kw * c
-    nb = _chunk_size((k + with_ones) * ho * wo * xpad.itemsize, n)
-    buf = xp.empty((k + with_ones, nb, ho, wo), dtype=xpad.dtype)
-    if with_ones:
-        buf[k] = 1
-    for n0 in range(0, n, nb):
-        m = min(nb, n - n0)
-        src = xpad[:, n0 : n0 + m]
+
+    def __init__(self, x_shape, w_shape, stride, padding):
+        self.n, self.c, self.h, self.w = x_shape
+        self.o, _, self.kh, self.kw = w_shape
+        self.stride, self.padding = stride, padding
+        self.hp, self.wp = self.h + 2 * padding, self.w + 2 * padding
+        self.ho = conv_output_size(self.h, self.kh, stride, padding)
+        self.wo = conv_output_size(self.w, self.kw, stride, padding)
+        self.k = self.kh * self.kw * self.c
+        self.full_width = stride == 1
+        self.row = self.wp if self.full_width else self.wo  # output columns computed per output row
+        self.extra_rows = 1 if self.full_width else 0
+
+    def padded(self, xp, x):
+        """x (N, C, H, W) -> fresh zero-bordered (C, N, Hp [+1], Wp)."""
+        p = self.padding
+        out = xp.zeros((self.c, self.n, self.hp + self.extra_rows, self.wp), dtype=x.dtype)
+        out[:, :, p : p + self.h, p : p + self.w] = x.transpose(1, 0, 2, 3)
+        return out
+
+    def windows(self, xp, src):
+        """Strided view (kh, kw, C, m, ho·row) of every kernel offset over the padded chunk ``src``."""
         sc, sn, sh, sw = src.strides
-        windows = xp.lib.stride_tricks.as_strided(
-            src, shape=(kh, kw, c, m, ho, wo), strides=(sh, sw, sc, sn, sh * stride, sw * stride)
+        m = src.shape[1]
+        if self.full_width:
+            return xp.lib.stride_tricks.as_strided(
+                src, shape=(self.kh, self.kw, self.c, m, self.ho * self.wp), strides=(sh, sw, sc, sn, sw)
+            )
+        s = self.stride
+        view = xp.lib.stride_tricks.as_strided(
+            src, shape=(self.kh, self.kw, self.c, m, self.ho, self.wo), strides=(sh, sw, sc, sn, sh * s, sw * s)
         )
-        buf[:k, :m].reshape(kh, kw, c, m, ho, wo)[...] = windows  # one copy: every (i, j) window at once
-        yield n0, n0 + m, buf[:, :m].reshape(k + with_ones, m * ho * wo)
+        return view
+
+    def chunks(self, xp, xpad, with_ones):
+        """Yield (n0, n1, cols) with cols (k [+1], (n1-n0)·ho·row), rows ordered (i, j, c); one reused buffer."""
+        length = self.ho * self.row
+        nb = _chunk_size((self.k + with_ones) * length * xpad.itemsize, self.n)
+        buf = xp.empty((self.k + with_ones, nb, length), dtype=xpad.dtype)
+        if with_ones:
+            buf[self.k] = 1
+        for n0 in range(0, self.n, nb):
+            m = min(nb, self.n - n0)
+            block = buf[: self.k, :m]
+            windows = self.windows(xp, xpad[:, n0 : n0 + m])
+            block.reshape(windows.shape)[...] = windows  # one strided copy for all (i, j)
+            yield n0, n0 + m, buf[:, :m].reshape(self.k + with_ones, m * length)
+
+    def col2im(self, gcols, gxpad_chunk):
+        """Add column gradients (k, m·ho·row) back onto a padded input chunk (C, m, Hp [+1], Wp)."""
+        c, m = gxpad_chunk.shape[0], gxpad_chunk.shape[1]
+        if self.full_width:
+            run = self.ho * self.wp
+            blocks = gcols.reshape(self.kh, self.kw, c, m, run)
+            flat = gxpad_chunk.reshape(c, m, -1)
+            for i in range(self.kh):
+                for j in range(self.kw):
+                    start = i * self.wp + j
+                    flat[:, :, start : start + run] += blocks[i, j]
+            return
+        blocks = gcols.reshape(self.kh, self.kw, c, m, self.ho, self.wo)
+        for i in range(self.kh):
+            for j in range(self.kw):
+                _window(gxpad_chunk, i, j, self.ho, self.wo, self.stride)[...] += blocks[i, j]
 
 
 class Conv2d(Function):
     """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), plus bias (O,) if given.
 
-    Forward and backward walk the batch in chunks whose im2col columns fit in cache; only the
-    padded input is saved, and backward recomputes each chunk's columns.
+    im2col + one GEMM per batch chunk, with the bias folded into the GEMM as a row of ones.
+    Only the padded input is saved; backward recomputes each chunk's columns, which is cheaper
+    than reading 25x the input back from memory. The output is a channel-major view.
     """
 
     def forward(ctx, x, weight, *bias, stride, padding):
         xp = ctx.xp
-        n, c, h, w = x.shape
-        o, c_w, kh, kw = weight.shape
-        if c_w != c:
-            raise ValueError(f"conv2d: input has {c} channels but the weight expects {c_w}")
-        ho, wo = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
-        if ho <= 0 or wo <= 0:
+        if weight.shape[1] != x.shape[1]:
+            raise ValueError(f"conv2d: input has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
+        geo = _Geometry(x.shape, weight.shape, stride, padding)
+        if geo.ho <= 0 or geo.wo <= 0:
             raise ValueError(
-                f"conv2d: input {h}x{w} with padding {padding} is smaller than the kernel {kh}x{kw}"
+                f"conv2d: input {geo.h}x{geo.w} with padding {padding} is smaller than the kernel {geo.kh}x{geo.kw}"
             )
-        k = kh * kw * c
         has_bias = bool(bias)
-        xpad = _padded_channel_major(xp, x, padding)
+        k, o = geo.k, geo.o
+        xpad = geo.padded(xp, x)
         wmat = xp.empty((o, k + has_bias), dtype=weight.dtype)
-        wmat[:, :k].reshape(o, kh, kw, c)[...] = weight.transpose(0, 2, 3, 1)
+        wmat[:, :k].reshape(o, geo.kh, geo.kw, geo.c)[...] = weight.transpose(0, 2, 3, 1)
         if has_bias:
             wmat[:, k] = bias[0]
-        out = xp.empty((o, n * ho * wo), dtype=x.dtype)
-        hw = ho * wo
-        for n0, n1, cols in _im2col_chunks(xp, xpad, kh, kw, ho, wo, stride, has_bias):
-            xp.matmul(wmat, cols, out=out[:, n0 * hw : n1 * hw])
-        ctx.xpad, ctx.wmat, ctx.x_shape, ctx.w_shape = xpad, wmat, x.shape, weight.shape
-        ctx.stride, ctx.padding, ctx.has_bias = stride, padding, has_bias
-        return out.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
+        length = geo.ho * geo.row
+        out = xp.empty((o, geo.n, length), dtype=x.dtype)
+        for n0, n1, cols in geo.chunks(xp, xpad, has_bias):
+            xp.matmul(wmat, cols, out=out[:, n0:n1].reshape(o, -1))
+        ctx.geo, ctx.xpad, ctx.wmat, ctx.has_bias = geo, xpad, wmat, has_bias
+        out = out.reshape(o, geo.n, geo.ho, geo.row)[..., : geo.wo]
+        return out.transpose(1, 0, 2, 3)
 
     def backward(ctx, g):
-        xp = ctx.xp
-        o, c, kh, kw = ctx.w_shape
-        n, _, h, w = ctx.x_shape
-        k = kh * kw * c
-        ho, wo = g.shape[2], g.shape[3]
-        hw = ho * wo
+        xp, geo = ctx.xp, ctx.geo
+        o, k, length = geo.o, geo.k, geo.ho * geo.row
         needs = ctx.needs_input_grad
         need_w = needs[1] or (ctx.has_bias and needs[2])
-        g2 = g.transpose(1, 0, 2, 3).reshape(o, -1)  # free when g is channel-major in memory
+        if geo.full_width:  # zeros in the dropped columns, so they add nothing anywhere
+            g2 = xp.zeros((o, geo.n, geo.ho, geo.wp), dtype=g.dtype)
+            g2[..., : geo.wo] = g.transpose(1, 0, 2, 3)
+            g2 = g2.reshape(o, geo.n, length)
+        else:
+            g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(o, geo.n, length)
         gfull = xp.zeros((o, k + ctx.has_bias), dtype=g.dtype) if need_w else None
         gxpad = xp.zeros(ctx.xpad.shape, dtype=g.dtype) if needs[0] else None
         w_t = ctx.wmat[:, :k].T
         if need_w:
-            for n0, n1, cols in _im2col_chunks(xp, ctx.xpad, kh, kw, ho, wo, ctx.stride, ctx.has_bias):
-                gchunk = g2[:, n0 * hw : n1 * hw]
+            for n0, n1, cols in geo.chunks(xp, ctx.xpad, ctx.has_bias):
+                gchunk = g2[:, n0:n1].reshape(o, -1)
                 gfull += gchunk @ cols.T  # weight and bias gradients in one GEMM
                 if gxpad is not None:
-                    _col2im(w_t @ gchunk, gxpad[:, n0:n1], kh, kw, ho, wo, ctx.stride)
+                    geo.col2im(w_t @ gchunk, gxpad[:, n0:n1])
         elif gxpad is not None:
-            nb = _chunk_size(k * hw * g.itemsize, n)
-            for n0 in range(0, n, nb):
-                n1 = min(n, n0 + nb)
-                _col2im(w_t @ g2[:, n0 * hw : n1 * hw], gxpad[:, n0:n1], kh, kw, ho, wo, ctx.stride)
+            nb = _chunk_size(k * length * g.itemsize, geo.n)
+            for n0 in range(0, geo.n, nb):
+                n1 = min(geo.n, n0 + nb)
+                geo.col2im(w_t @ g2[:, n0:n1].reshape(o, -1), gxpad[:, n0:n1])
         gx = gw = gb = None
         if gxpad is not None:
-            p = ctx.padding
-            gx = gxpad[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3)
+            p = geo.padding
+            gx = gxpad[:, :, p : p + geo.h, p : p + geo.w].transpose(1, 0, 2, 3)
         if need_w:
-            gw = xp.ascontiguousarray(gfull[:, :k].reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+            gw = xp.ascontiguousarray(gfull[:, :k].reshape(o, geo.kh, geo.kw, geo.c).transpose(0, 3, 1, 2))
             if ctx.has_bias:
                 gb = gfull[:, k].copy()
         return (gx, gw, gb) if ctx.has_bias else (gx, gw)
-
-
-def _col2im(gcols, gxpad, kh, kw, ho, wo, stride):
-    """Add column gradients (kh·kw·C, m·ho·wo) back onto the padded input chunk (C, m, Hp, Wp)."""
-    c, m = gxpad.shape[0], gxpad.shape[1]
-    blocks = gcols.reshape(kh, kw, c, m, ho, wo)
-    for i in range(kh):
-        for j in range(kw):
-            _window(gxpad, i, j, ho, wo, stride)[...] += blocks[i, j]
 
 
 def _first_max(xp, views):

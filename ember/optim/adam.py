@@ -1,4 +1,11 @@
-"""Adam and AdamW, updating parameters in place with one preallocated scratch buffer each."""
+"""Adam and AdamW, updating parameters in place in ten whole-array passes.
+
+The moments are kept scaled, M = m/(1-β1) and V = v/(1-β2), so their updates are
+M ← β1·M + g and V ← β2·V + g², two and three passes instead of three and four; every
+constant of the step folds into two scalars. ``state_dict`` stores PyTorch's m and v.
+(Splitting the update over Python threads was measured and lost: a thread hand-off costs
+~70 µs here, a third of the whole update of a 200k-element weight.)
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,22 @@ import math
 
 from ..autograd import no_grad
 from .optimizer import Optimizer
+
+
+def _adam_update(p, g, M, V, tmp, b1, b2, step, eps, decay, xp):
+    """One Adam step on matching (slices of) arrays; ``decay`` < 1 applies decoupled weight decay."""
+    if decay != 1.0:
+        p *= decay
+    M *= b1
+    M += g
+    V *= b2
+    xp.multiply(g, g, out=tmp)
+    V += tmp
+    xp.sqrt(V, out=tmp)
+    tmp += eps
+    xp.divide(M, tmp, out=tmp)
+    tmp *= step
+    p -= tmp
 
 
 class Adam(Optimizer):
@@ -32,36 +55,50 @@ class Adam(Optimizer):
         for group in self.param_groups:
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p, g, state in self._params_with_grad(group):
-                if not state:
-                    xp = p.device.xp
+                xp = p.device.xp
+                if "M" not in state:
                     state["step"] = 0
-                    state["exp_avg"] = xp.zeros_like(p.data)
-                    state["exp_avg_sq"] = xp.zeros_like(p.data)
+                    state["M"] = xp.zeros_like(p.data)
+                    state["V"] = xp.zeros_like(p.data)
                 if "scratch" not in state:
-                    state["scratch"] = p.device.xp.empty_like(p.data)
+                    state["scratch"] = xp.empty_like(p.data)
                 state["step"] += 1
                 t = state["step"]
-                m, v, tmp = state["exp_avg"], state["exp_avg_sq"], state["scratch"]
-                xp = p.device.xp
-                if wd:
-                    if self.decoupled:
-                        p.data *= 1.0 - lr * wd
-                    else:
-                        g = g + wd * p.data
-                m *= b1
-                xp.multiply(g, 1.0 - b1, out=tmp)
-                m += tmp
-                v *= b2
-                xp.multiply(g, g, out=tmp)
-                tmp *= 1.0 - b2
-                v += tmp
-                bias2 = math.sqrt(1.0 - b2**t)
-                xp.sqrt(v, out=tmp)
-                tmp *= 1.0 / bias2
-                tmp += eps
-                xp.divide(m, tmp, out=tmp)
-                tmp *= -lr / (1.0 - b1**t)
-                p.data += tmp
+                if wd and not self.decoupled:
+                    g = g + wd * p.data
+                # p -= lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps), rewritten for M and V:
+                s2 = math.sqrt((1.0 - b2) / (1.0 - b2**t))
+                step = lr * (1.0 - b1) / ((1.0 - b1**t) * s2)
+                decay = 1.0 - lr * wd if (wd and self.decoupled) else 1.0
+                _adam_update(p.data, g, state["M"], state["V"], state["scratch"], b1, b2, step, eps / s2, decay, xp)
+
+    # PyTorch's m and v in the saved state, the scaled moments inside
+    def state_dict(self) -> dict:
+        for state in self.state.values():
+            if "M" in state:
+                b1, b2 = self._betas_of(state)
+                state["exp_avg"] = state["M"] * (1.0 - b1)
+                state["exp_avg_sq"] = state["V"] * (1.0 - b2)
+        out = super().state_dict()
+        for state in self.state.values():
+            state.pop("exp_avg", None)
+            state.pop("exp_avg_sq", None)
+        return out
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        for state in self.state.values():
+            if "exp_avg" in state:
+                b1, b2 = self._betas_of(state)
+                state["M"] = state.pop("exp_avg") / (1.0 - b1)
+                state["V"] = state.pop("exp_avg_sq") / (1.0 - b2)
+
+    def _betas_of(self, state) -> tuple[float, float]:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if self.state.get(id(p)) is state:
+                    return group["betas"]
+        return self.defaults["betas"]
 
 
 class AdamW(Adam):
