@@ -6,15 +6,18 @@ from .errors import DatasetError, DatasetNotFoundError
 from .idx import read_idx, read_idx_pair
 from .loader import DataLoader, default_collate
 from .registry import DATASETS, load, locate, search_paths
+from .vision import IMAGE_DATASETS, image_classification
 
 __all__ = [
     "DATASETS",
+    "IMAGE_DATASETS",
     "DataLoader",
     "Dataset",
     "DatasetError",
     "DatasetNotFoundError",
     "TensorDataset",
     "default_collate",
+    "image_classification",
     "load",
     "load_cifar10",
     "locate",

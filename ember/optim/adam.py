@@ -38,7 +38,9 @@ class Adam(Optimizer):
         p ← p - lr/(1-β1ᵗ) · m / (sqrt(v)/sqrt(1-β2ᵗ) + ε)
     """
 
-    persistent_state = ("step", "exp_avg", "exp_avg_sq")
+    # M and V are saved beside PyTorch's m and v: m·(1-β1)/(1-β1) does not round-trip in floating point,
+    # and a resumed run must continue bit for bit. A state dict with only m and v (PyTorch's) loads too.
+    persistent_state = ("step", "exp_avg", "exp_avg_sq", "M", "V")
     decoupled = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
@@ -88,10 +90,11 @@ class Adam(Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
         for state in self.state.values():
-            if "exp_avg" in state:
+            exp_avg, exp_avg_sq = state.pop("exp_avg", None), state.pop("exp_avg_sq", None)
+            if exp_avg is not None and "M" not in state:
                 b1, b2 = self._betas_of(state)
-                state["M"] = state.pop("exp_avg") / (1.0 - b1)
-                state["V"] = state.pop("exp_avg_sq") / (1.0 - b2)
+                state["M"] = exp_avg / (1.0 - b1)
+                state["V"] = exp_avg_sq / (1.0 - b2)
 
     def _betas_of(self, state) -> tuple[float, float]:
         for group in self.param_groups:

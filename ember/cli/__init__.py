@@ -1,0 +1,1 @@
+"""The ``ember`` command line. Nothing in ember imports this package."""
