@@ -30,6 +30,12 @@ def data_root() -> Path | None:
     return Path(root) if root else None
 
 
+@pytest.fixture(scope="session")
+def ember_data() -> Path | None:
+    """The real-data folder from $EMBER_DATA (None when unset)."""
+    return data_root()
+
+
 @pytest.fixture
 def mnist_dir():
     root = data_root()

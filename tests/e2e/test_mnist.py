@@ -1,0 +1,83 @@
+"""End to end on the real datasets (skipped unless EMBER_DATA points at them): short training budgets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import ember
+from ember.data import DataLoader, image_classification
+from ember.models import build
+from ember.train import evaluate, fit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mnist(ember_data):
+    root = ember_data
+    if root is None or not (root / "mnist" / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real MNIST not found: set EMBER_DATA to a folder with mnist/ (e.g. ../shared/data)")
+    train, stats = image_classification("mnist", "train", root, download=False)
+    test, _ = image_classification("mnist", "test", root, download=False, stats=stats)
+    return train, test
+
+
+def _one_epoch(kind, train, test, batch_size, seed=0):
+    ember.manual_seed(seed)
+    model = build(kind)
+    opt = ember.optim.Adam(model.parameters(), lr=1e-3)
+    history = fit(model, opt, DataLoader(train, batch_size=batch_size, shuffle=True, seed=seed),
+                  DataLoader(test, batch_size=1000), epochs=1, progress=False)
+    return model, history[-1]
+
+
+def test_one_mlp_epoch_reaches_95_percent(mnist):
+    model, stats = _one_epoch("mlp", *mnist, batch_size=128)
+    assert stats.test_accuracy >= 0.95, stats
+    assert stats.loss < 0.4
+
+
+def test_one_lenet_epoch_reaches_97_percent(mnist):
+    model, stats = _one_epoch("lenet", *mnist, batch_size=64)
+    assert stats.test_accuracy >= 0.97, stats
+
+
+def test_training_reduces_test_loss_from_chance(mnist):
+    train, test = mnist
+    ember.manual_seed(1)
+    model = build("mlp")
+    loss0, acc0 = evaluate(model, DataLoader(test, batch_size=1000))
+    assert loss0 == pytest.approx(np.log(10), abs=0.3) and acc0 < 0.3  # an untrained net is at chance
+    small = ember.data.TensorDataset(*(a[:6000] for a in train.arrays))
+    opt = ember.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    fit(model, opt, DataLoader(small, batch_size=64, shuffle=True, seed=1), epochs=1, progress=False)
+    loss1, acc1 = evaluate(model, DataLoader(test, batch_size=1000))
+    assert loss1 < 0.5 * loss0 and acc1 > 0.85
+
+
+def test_cli_train_save_eval_on_real_mnist(mnist, ember_data, tmp_path, capsys):
+    from ember.cli.main import main
+
+    ckpt = tmp_path / "mlp.safetensors"
+    rc = main(["train", "mlp", "--epochs", "1", "--no-progress", "--no-download", "--data-dir", str(ember_data),
+               "--save", str(ckpt)])
+    out = capsys.readouterr().out
+    assert rc == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["test_accuracy"] >= 0.95 and ckpt.exists()
+    rc = main(["eval", str(ckpt), "--no-download", "--data-dir", str(ember_data)])
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and result["test_accuracy"] == summary["test_accuracy"]
+
+
+def test_fashion_mnist_one_mlp_epoch(ember_data):
+    root = ember_data
+    if root is None or not (root / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real Fashion-MNIST not found: set EMBER_DATA to a folder with fashion-mnist/")
+    train, stats = image_classification("fashion-mnist", "train", root, download=False)
+    test, _ = image_classification("fashion-mnist", "test", root, download=False, stats=stats)
+    _, stats = _one_epoch("mlp", train, test, batch_size=128)
+    assert stats.test_accuracy >= 0.82, stats
