@@ -1,8 +1,9 @@
 """MLP and LeNet-5 on MNIST / Fashion-MNIST: ember against plain PyTorch, same machine, same run.
 
 Both frameworks start from the same initial weights (ember's, copied into PyTorch), see the
-same batches in the same order and use the same optimizer settings, so their accuracies
-differ only by floating-point rounding. Speed is measured two ways, always interleaved:
+same batches in the same order and use the same optimizer settings (Adam, lr 1e-3 decayed to 0
+by a per-step cosine schedule, as `ember train` does by default), so their accuracies differ
+only by floating-point rounding. Speed is measured two ways, always interleaved:
 
 * step time: rounds of K training steps of ember then K of PyTorch on the same batches;
   the reported ratio is the median of the per-round ratios (the machines are noisy);
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for reference_numpy
 
 import ember.nn.functional as F
 from ember.data import image_classification
@@ -52,15 +55,17 @@ def torch_twin(torch, kind: str, model):
 
 
 class EmberRunner:
-    def __init__(self, model, lr):
+    def __init__(self, model, lr, total_steps):
         self.model = model
         self.opt = ember.optim.Adam(model.parameters(), lr=lr)
+        self.sched = ember.optim.CosineAnnealingLR(self.opt, T_max=total_steps)
 
     def step(self, x, y):
         self.opt.zero_grad()
         loss = F.cross_entropy(self.model(x), y)
         loss.backward()
         self.opt.step()
+        self.sched.step()
         return loss
 
     def batch(self, x, y):
@@ -76,15 +81,17 @@ class EmberRunner:
 
 
 class TorchRunner:
-    def __init__(self, torch, net, lr):
+    def __init__(self, torch, net, lr, total_steps):
         self.torch, self.model = torch, net
         self.opt = torch.optim.Adam(net.parameters(), lr=lr)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=total_steps)
 
     def step(self, x, y):
         self.opt.zero_grad()
         loss = self.torch.nn.functional.cross_entropy(self.model(x), y)
         loss.backward()
         self.opt.step()
+        self.sched.step()
         return loss
 
     def batch(self, x, y):
@@ -105,8 +112,24 @@ def epoch_batches(n, batch_size, rng):
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+class NumpyRunner:
+    """The hand-written NumPy MLP step (benchmarks/reference_numpy.py), for the step timing only."""
+
+    def __init__(self, model, lr):
+        from reference_numpy import NumpyMLP
+
+        self.net = NumpyMLP([p.numpy() for p in model.parameters()], lr=lr)
+
+    def step(self, x, y):
+        return self.net.step(x, y)
+
+    def batch(self, x, y):
+        return x, y
+
+
 def time_steps(runners, batches, rounds, steps_per_round):
-    """Interleaved rounds; returns per-runner median ms/step and the median per-round ratio (first/second)."""
+    """Interleaved rounds; returns per-runner median ms/step and each runner's median per-round ratio
+    to the second runner (PyTorch)."""
     prepared = [[r.batch(x, y) for x, y in batches[:steps_per_round]] for r in runners]
     for r, prep in zip(runners, prepared):  # warm-up
         for x, y in prep[:5]:
@@ -118,8 +141,8 @@ def time_steps(runners, batches, rounds, steps_per_round):
             for x, y in prep:
                 r.step(x, y)
             per_round[k].append((time.perf_counter() - start) / len(prep) * 1e3)
-    ratios = [a / b for a, b in zip(per_round[0], per_round[1])]
-    return [float(np.median(t)) for t in per_round], float(np.median(ratios)), ratios
+    ratios = [[a / b for a, b in zip(times, per_round[1])] for times in per_round]
+    return [float(np.median(t)) for t in per_round], [float(np.median(r)) for r in ratios], ratios[0]
 
 
 def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds):
@@ -128,19 +151,24 @@ def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds):
     test, _ = image_classification(dataset, "test", data_dir, stats=stats)
     xtr, ytr = train.arrays
     xte, yte = test.arrays
+    total = epochs * -(-len(xtr) // recipe["batch_size"])
     ember.manual_seed(seed)
     model = build(kind)
-    runners = [EmberRunner(model, recipe["lr"]), TorchRunner(torch, torch_twin(torch, kind, model), recipe["lr"])]
+    runners = [EmberRunner(model, recipe["lr"], total),
+               TorchRunner(torch, torch_twin(torch, kind, model), recipe["lr"], total)]
 
     # step time on a fixed set of batches, from a throw-away copy of both models
     ember.manual_seed(seed)
     probe_model = build(kind)
-    probe = [EmberRunner(probe_model, recipe["lr"]),
-             TorchRunner(torch, torch_twin(torch, kind, probe_model), recipe["lr"])]
+    probe = [EmberRunner(probe_model, recipe["lr"], total),
+             TorchRunner(torch, torch_twin(torch, kind, probe_model), recipe["lr"], total)]
+    if kind == "mlp":
+        probe.append(NumpyRunner(probe_model, recipe["lr"]))
     rng = np.random.default_rng(seed)
     steps = 60 if kind == "mlp" else 25
     batches = [(xtr[i], ytr[i]) for i in epoch_batches(len(xtr), recipe["batch_size"], rng)[:steps]]
-    (ms_ember, ms_torch), step_ratio, ratios = time_steps(probe, batches, rounds, steps)
+    ms, step_ratios, ratios = time_steps(probe, batches, rounds, steps)
+    ms_ember, ms_torch, step_ratio = ms[0], ms[1], step_ratios[0]
 
     # full training, alternating one epoch of each on identical batches
     rng = np.random.default_rng(seed)
@@ -159,9 +187,11 @@ def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds):
               f"torch {accs[1]:.2%} ({epoch_s[1][-1]:.1f} s)", flush=True)
     epoch_ratios = [a / b for a, b in zip(*epoch_s)]
     return {
-        "model": kind, "dataset": dataset, "epochs": epochs, **recipe, "optimizer": "adam",
+        "model": kind, "dataset": dataset, "epochs": epochs, **recipe, "optimizer": "adam", "schedule": "cosine",
         "ms_per_step": {"ember": round(ms_ember, 3), "torch": round(ms_torch, 3)},
         "step_ratio_median": round(step_ratio, 3), "step_ratios": [round(r, 3) for r in ratios],
+        "numpy_reference": ({"ms_per_step": round(ms[2], 3), "ratio_to_torch_median": round(step_ratios[2], 3)}
+                            if len(ms) > 2 else None),
         "seconds_per_epoch": {"ember": round(float(np.median(epoch_s[0])), 2),
                               "torch": round(float(np.median(epoch_s[1])), 2)},
         "epoch_ratio_median": round(float(np.median(epoch_ratios)), 3),
@@ -172,14 +202,16 @@ def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds):
 
 def markdown(results) -> str:
     lines = [
-        "| model | dataset | ms/step ember | ms/step PyTorch | step ratio (median) | s/epoch ember | "
-        "s/epoch PyTorch | test acc ember | test acc PyTorch |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | dataset | ms/step ember | ms/step PyTorch | step ratio ember/PyTorch | hand-written NumPy/PyTorch | "
+        "s/epoch ember | s/epoch PyTorch | test acc ember | test acc PyTorch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        ref = r.get("numpy_reference")
+        ref_ratio = f"{ref['ratio_to_torch_median']:.2f}" if ref else "-"
         lines.append(
             f"| {r['model']} | {r['dataset']} | {r['ms_per_step']['ember']:.2f} | {r['ms_per_step']['torch']:.2f} | "
-            f"**{r['step_ratio_median']:.2f}** | {r['seconds_per_epoch']['ember']:.1f} | "
+            f"**{r['step_ratio_median']:.2f}** | {ref_ratio} | {r['seconds_per_epoch']['ember']:.1f} | "
             f"{r['seconds_per_epoch']['torch']:.1f} | {r['test_accuracy']['ember']:.2%} | "
             f"{r['test_accuracy']['torch']:.2%} |"
         )

@@ -6,7 +6,7 @@ import time
 
 from .common import add_data_args, non_negative_int, positive_float, positive_int, print_json, say
 
-MODEL_DEFAULTS = {  # the reference recipes: Adam, lr 1e-3; batch 128 (MLP) or 64 (LeNet-5)
+MODEL_DEFAULTS = {  # the reference recipes: Adam, lr 1e-3 with cosine decay; batch 128 (MLP) or 64 (LeNet-5)
     "mlp": {"batch_size": 128},
     "lenet": {"batch_size": 64},
 }
@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
         p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam")
         p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
         p.add_argument("--weight-decay", type=float, default=0.0)
+        p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                       help="learning rate: cosine decay from --lr to 0 over all steps (default), or constant")
         p.add_argument("--seed", type=non_negative_int, default=0)
         p.add_argument("--save", metavar="PATH", default=None, help="write the trained weights (safetensors)")
         p.add_argument("--json", action="store_true", help="print each epoch as a JSON line too")
@@ -56,10 +58,13 @@ def run(args) -> int:
     model = build(args.model)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, args.weight_decay)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    scheduler = None
+    if args.schedule == "cosine":
+        scheduler = ember.optim.CosineAnnealingLR(optimizer, T_max=args.epochs * len(train_loader))
     test_loader = DataLoader(test_set, batch_size=1000)
     say(f"training {args.model} ({model.num_parameters():,} parameters) on {args.dataset}: "
         f"{len(train_set):,} train / {len(test_set):,} test images, {args.optimizer} lr {args.lr}, "
-        f"batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}")
+        f"({args.schedule}), batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}")
 
     def report(s):
         say(f"epoch {s.epoch:>3}/{args.epochs}  loss {s.loss:.4f}  train acc {s.train_accuracy:.2%}  "
@@ -69,12 +74,13 @@ def run(args) -> int:
 
     start = time.perf_counter()
     history = fit(model, optimizer, train_loader, test_loader, args.epochs, on_epoch=report,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, scheduler=scheduler, scheduler_per_batch=True)
     total = time.perf_counter() - start
     last = history[-1]
     summary = {
         "event": "summary", "model": args.model, "dataset": args.dataset, "epochs": args.epochs,
-        "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr, "seed": args.seed,
+        "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
+        "seed": args.seed,
         "final_loss": round(last.loss, 6), "train_accuracy": round(last.train_accuracy, 6),
         "test_accuracy": round(last.test_accuracy, 6), "seconds": round(total, 2),
         "seconds_per_epoch": round(sum(s.seconds for s in history) / len(history), 3),
