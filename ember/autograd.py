@@ -38,9 +38,11 @@ class set_grad_enabled:
         return False
 
     def __call__(self, fn):
+        mode = self.mode
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with self.__class__(self.mode):
+            with set_grad_enabled(mode):
                 return fn(*args, **kwargs)
 
         return wrapper
@@ -52,26 +54,10 @@ class no_grad(set_grad_enabled):
     def __init__(self):
         super().__init__(False)
 
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
-
-        return wrapper
-
 
 class enable_grad(set_grad_enabled):
     def __init__(self):
         super().__init__(True)
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with enable_grad():
-                return fn(*args, **kwargs)
-
-        return wrapper
 
 
 class Function:

@@ -7,6 +7,8 @@ node when a gradient is needed. It is on every op's path, so it is kept short.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from . import autograd as _autograd
@@ -374,22 +376,22 @@ class Tensor:
         return _wrap(fn(self.data, other), None)
 
     def __lt__(self, other):
-        return self._compare(other, _lt)
+        return self._compare(other, operator.lt)
 
     def __le__(self, other):
-        return self._compare(other, _le)
+        return self._compare(other, operator.le)
 
     def __gt__(self, other):
-        return self._compare(other, _gt)
+        return self._compare(other, operator.gt)
 
     def __ge__(self, other):
-        return self._compare(other, _ge)
+        return self._compare(other, operator.ge)
 
     def __eq__(self, other):
-        return self._compare(other, _eq)
+        return self._compare(other, operator.eq)
 
     def __ne__(self, other):
-        return self._compare(other, _ne)
+        return self._compare(other, operator.ne)
 
     __hash__ = object.__hash__
 
@@ -397,10 +399,10 @@ class Tensor:
         return _wrap(~self.data, None)
 
     def __and__(self, other):
-        return self._compare(other, _and)
+        return self._compare(other, operator.and_)
 
     def __or__(self, other):
-        return self._compare(other, _or)
+        return self._compare(other, operator.or_)
 
     def any(self, axis=None, keepdims=False) -> Tensor:
         return _wrap(self.data.any(axis=axis, keepdims=keepdims), None)
@@ -607,38 +609,6 @@ class _ToDevice(_autograd.Function):
 
 def _is_device_name(name: str) -> bool:
     return name.split(":")[0].strip().lower() in ("cpu", "cuda")
-
-
-def _lt(a, b):
-    return a < b
-
-
-def _le(a, b):
-    return a <= b
-
-
-def _gt(a, b):
-    return a > b
-
-
-def _ge(a, b):
-    return a >= b
-
-
-def _eq(a, b):
-    return a == b
-
-
-def _ne(a, b):
-    return a != b
-
-
-def _and(a, b):
-    return a & b
-
-
-def _or(a, b):
-    return a | b
 
 
 def _arg_reduce(data, name, axis, keepdims):

@@ -15,14 +15,18 @@ from ember.train import evaluate, fit
 pytestmark = pytest.mark.slow
 
 
+def _real(name, root):
+    """(train, test) of a real dataset, or a skip that says how to provide it."""
+    if root is None or not (root / name / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"real {name} not found: set EMBER_DATA to a folder with {name}/ (e.g. ../shared/data)")
+    train, stats = image_classification(name, "train", root, download=False)
+    test, _ = image_classification(name, "test", root, download=False, stats=stats)
+    return train, test
+
+
 @pytest.fixture(scope="module")
 def mnist(ember_data):
-    root = ember_data
-    if root is None or not (root / "mnist" / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("real MNIST not found: set EMBER_DATA to a folder with mnist/ (e.g. ../shared/data)")
-    train, stats = image_classification("mnist", "train", root, download=False)
-    test, _ = image_classification("mnist", "test", root, download=False, stats=stats)
-    return train, test
+    return _real("mnist", ember_data)
 
 
 def _one_epoch(kind, train, test, batch_size, seed=0):
@@ -74,10 +78,5 @@ def test_cli_train_save_eval_on_real_mnist(mnist, ember_data, tmp_path, capsys):
 
 
 def test_fashion_mnist_one_mlp_epoch(ember_data):
-    root = ember_data
-    if root is None or not (root / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("real Fashion-MNIST not found: set EMBER_DATA to a folder with fashion-mnist/")
-    train, stats = image_classification("fashion-mnist", "train", root, download=False)
-    test, _ = image_classification("fashion-mnist", "test", root, download=False, stats=stats)
-    _, stats = _one_epoch("mlp", train, test, batch_size=128)
+    _, stats = _one_epoch("mlp", *_real("fashion-mnist", ember_data), batch_size=128)
     assert stats.test_accuracy >= 0.82, stats
