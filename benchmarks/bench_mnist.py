@@ -151,7 +151,7 @@ def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds):
     test, _ = image_classification(dataset, "test", data_dir, stats=stats)
     xtr, ytr = train.arrays
     xte, yte = test.arrays
-    total = epochs * -(-len(xtr) // recipe["batch_size"])
+    total = max(epochs, 1) * -(-len(xtr) // recipe["batch_size"])
     ember.manual_seed(seed)
     model = build(kind)
     runners = [EmberRunner(model, recipe["lr"], total),
@@ -165,10 +165,22 @@ def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds):
     if kind == "mlp":
         probe.append(NumpyRunner(probe_model, recipe["lr"]))
     rng = np.random.default_rng(seed)
-    steps = 60 if kind == "mlp" else 25
+    steps = 40 if kind == "mlp" else 12
     batches = [(xtr[i], ytr[i]) for i in epoch_batches(len(xtr), recipe["batch_size"], rng)[:steps]]
     ms, step_ratios, ratios = time_steps(probe, batches, rounds, steps)
     ms_ember, ms_torch, step_ratio = ms[0], ms[1], step_ratios[0]
+
+    result = {
+        "model": kind, "dataset": dataset, "epochs": epochs, **recipe, "optimizer": "adam", "schedule": "cosine",
+        "ms_per_step": {"ember": round(ms_ember, 3), "torch": round(ms_torch, 3)},
+        "step_ratio_median": round(step_ratio, 3), "step_ratios": [round(r, 3) for r in ratios],
+        "numpy_reference": ({"ms_per_step": round(ms[2], 3), "ratio_to_torch_median": round(step_ratios[2], 3)}
+                            if len(ms) > 2 else None),
+    }
+    print(f"  {kind} {dataset} step: ember {ms_ember:.2f} ms, torch {ms_torch:.2f} ms, ratio {step_ratio:.3f}",
+          flush=True)
+    if epochs == 0:
+        return result
 
     # full training, alternating one epoch of each on identical batches
     rng = np.random.default_rng(seed)
@@ -186,18 +198,14 @@ def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds):
         print(f"  {kind} {dataset} epoch {epoch}: ember {accs[0]:.2%} ({epoch_s[0][-1]:.1f} s), "
               f"torch {accs[1]:.2%} ({epoch_s[1][-1]:.1f} s)", flush=True)
     epoch_ratios = [a / b for a, b in zip(*epoch_s)]
-    return {
-        "model": kind, "dataset": dataset, "epochs": epochs, **recipe, "optimizer": "adam", "schedule": "cosine",
-        "ms_per_step": {"ember": round(ms_ember, 3), "torch": round(ms_torch, 3)},
-        "step_ratio_median": round(step_ratio, 3), "step_ratios": [round(r, 3) for r in ratios],
-        "numpy_reference": ({"ms_per_step": round(ms[2], 3), "ratio_to_torch_median": round(step_ratios[2], 3)}
-                            if len(ms) > 2 else None),
+    result.update({
         "seconds_per_epoch": {"ember": round(float(np.median(epoch_s[0])), 2),
                               "torch": round(float(np.median(epoch_s[1])), 2)},
         "epoch_ratio_median": round(float(np.median(epoch_ratios)), 3),
         "test_accuracy": {"ember": history[-1]["ember_test_accuracy"], "torch": history[-1]["torch_test_accuracy"]},
         "history": history,
-    }
+    })
+    return result
 
 
 def markdown(results) -> str:
@@ -233,8 +241,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
     parser.add_argument("--models", nargs="+", default=["mlp", "lenet"], choices=list(RECIPES))
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
+    parser.add_argument("--epochs", type=int, default=10, help="0: step timing only")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", default=str(RESULTS / "mnist.json"))
@@ -257,6 +265,8 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.epochs == 0:
+        return 0
     table = markdown(results)
     meta = (f"Measured {report['date']} on {machine}, PyTorch {torch.__version__} with 2 threads, NumPy "
             f"{np.__version__}; `python benchmarks/bench_mnist.py` (results in `benchmarks/results/mnist.json`).")

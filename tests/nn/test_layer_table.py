@@ -47,3 +47,14 @@ def test_layer_state_dict_round_trip(case):
     b.load_state_dict(a.state_dict())
     x = ember.tensor(layer_input(case, np.float32, seed=4))
     np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+
+
+@pytest.mark.parametrize("case", LAYERS, ids=lambda c: c.name)
+def test_layer_float32_in_float32_out(case):
+    module = build_layer(case, np.float32)
+    x = ember.tensor(layer_input(case, np.float32, seed=2), requires_grad=not case.integer_input)
+    out = module(x)
+    assert out.dtype == np.float32
+    out.backward(np.ones(out.shape, dtype=np.float32))
+    grads = [p.grad for p in module.parameters()] + ([] if case.integer_input else [x.grad])
+    assert all(g is not None and g.dtype == np.float32 for g in grads)
