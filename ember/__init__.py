@@ -4,8 +4,12 @@ from . import _runtime  # noqa: F401, I001  (first: settings that must precede N
 
 from . import (
     backend,
+    data,
+    io,
+    models,
     nn,
     optim,
+    train,
 )
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import (
@@ -66,10 +70,10 @@ from .tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "abs", "arange", "argmax", "as_tensor", "backend", "bool_", "cat", "clip", "concat", "Device", "device", "empty",
-    "enable_grad", "exp", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
-    "get_default_dtype", "int32", "int64", "is_grad_enabled", "is_tensor", "linspace", "log", "manual_seed", "matmul",
-    "maximum", "minimum", "nn", "no_grad", "ones", "ones_like", "optim", "pad", "rand", "randint", "randn",
-    "randperm", "set_default_dtype", "set_grad_enabled", "sigmoid", "split", "sqrt", "stack", "tanh", "tensor",
-    "Tensor", "uint8", "where", "zeros", "zeros_like",
+    "abs", "arange", "argmax", "as_tensor", "backend", "bool_", "cat", "clip", "concat", "data", "device", "Device",
+    "empty", "enable_grad", "exp", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
+    "get_default_dtype", "int32", "int64", "io", "is_grad_enabled", "is_tensor", "linspace", "log", "manual_seed",
+    "matmul", "maximum", "minimum", "models", "nn", "no_grad", "ones", "ones_like", "optim", "pad", "rand", "randint",
+    "randn", "randperm", "set_default_dtype", "set_grad_enabled", "sigmoid", "split", "sqrt", "stack", "tanh",
+    "Tensor", "tensor", "train", "uint8", "where", "zeros", "zeros_like",
 ]
