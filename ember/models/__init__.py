@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
+from .kan import KAN, KANConfig
 from .lenet import LeNet5, LeNet5Config
 from .mlp import MLP, MLPConfig
 
 MODELS = {
     "mlp": (MLP, MLPConfig),
     "lenet": (LeNet5, LeNet5Config),
+    "kan": (KAN, KANConfig),
 }
 
 
@@ -33,4 +35,4 @@ def model_name(model) -> str:
     raise ValueError(f"{type(model).__name__} is not a registered model; add it to ember.models.MODELS")
 
 
-__all__ = ["MLP", "MODELS", "LeNet5", "LeNet5Config", "MLPConfig", "build", "model_name"]
+__all__ = ["KAN", "KANConfig", "MLP", "MODELS", "LeNet5", "LeNet5Config", "MLPConfig", "build", "model_name"]

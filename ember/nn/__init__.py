@@ -10,6 +10,7 @@ from .layers import (
     Dropout,
     Embedding,
     Flatten,
+    KANLinear,
     LayerNorm,
     Linear,
     MaxPool2d,
@@ -23,7 +24,7 @@ from .layers import (
 from .module import Module, ModuleDict, ModuleList, Parameter, RemovableHandle, Sequential
 
 __all__ = [
-    "GELU", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten", "LayerNorm",
-    "Linear", "MaxPool2d", "Module", "ModuleDict", "ModuleList", "Parameter", "ReLU", "RemovableHandle",
-    "Sequential", "SiLU", "Sigmoid", "Softmax", "Tanh", "activation", "functional", "init",
+    "activation", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten",
+    "functional", "GELU", "init", "KANLinear", "LayerNorm", "Linear", "MaxPool2d", "Module", "ModuleDict",
+    "ModuleList", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh",
 ]

@@ -6,8 +6,10 @@ Argument checks live here, once, so the ops stay lean and layers stay declarativ
 from __future__ import annotations
 
 from .. import backend
+from ..ops import bspline as BS
 from ..ops import conv as C
 from ..ops import elementwise as E
+from ..ops import kan as K
 from ..ops import linalg as L
 from ..ops import loss as LS
 from ..ops import nn as N
@@ -47,6 +49,15 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 # ----------------------------------------------------------------------------- layers
 
 
+def _same_dtype(name: str, *tensors) -> None:
+    """Layer ops mix an input with parameters: all must share one float dtype (no silent float64)."""
+    first = tensors[0].dtype
+    for t in tensors[1:]:
+        if t is not None and t.dtype != first:
+            shapes = ", ".join(f"{tuple(u.shape)} {u.dtype}" for u in tensors if u is not None)
+            raise TypeError(f"{name}: dtype mismatch ({shapes}); cast the input or the layer (.to(dtype))")
+
+
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weightᵀ + bias, for x of shape (..., in_features)."""
     if x.shape[-1:] != weight.shape[1:]:
@@ -54,6 +65,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input has {x.shape[-1] if x.ndim else 'no'} features (shape {x.shape}) "
             f"but the weight {weight.shape} expects {weight.shape[1]}"
         )
+    _same_dtype("linear", x, weight, bias)
     if bias is None:
         return apply(L.Linear, x, weight)
     return apply(L.Linear, x, weight, bias)
@@ -71,6 +83,7 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padd
     """2-D cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw)."""
     if x.ndim != 4:
         raise ValueError(f"conv2d: expected input of shape (N, C, H, W), got {x.shape}")
+    _same_dtype("conv2d", x, weight, bias)
     stride, padding = _pair_int(stride, "conv2d stride"), _pair_int(padding, "conv2d padding")
     if stride < 1 or padding < 0:
         raise ValueError(f"conv2d: stride must be >= 1 and padding >= 0, got {stride}, {padding}")
@@ -113,6 +126,7 @@ def layer_norm(x: Tensor, normalized_shape, weight=None, bias=None, eps: float =
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(x.shape[-len(shape) :]) != shape:
         raise ValueError(f"layer_norm: input {x.shape} does not end with normalized_shape {shape}")
+    _same_dtype("layer_norm", x, weight, bias)
     params = [t for t in (weight, bias) if t is not None]
     return apply(
         N.LayerNorm, x, *params, ndim=len(shape), eps=eps, has_weight=weight is not None, has_bias=bias is not None
@@ -138,6 +152,7 @@ def batch_norm(
         raise ValueError("batch_norm: evaluation needs running statistics")
     if (weight is None) != (bias is None):
         raise ValueError("batch_norm: give both weight and bias or neither")
+    _same_dtype("batch_norm", x, weight, bias)
     for name, t in (("running_mean", running_mean), ("running_var", running_var)):
         if t is not None and (t.dtype != x.dtype or t.shape != (x.shape[1],)):
             raise TypeError(f"batch_norm: {name} is {t.dtype} {t.shape}, expected {x.dtype} ({x.shape[1]},)")
@@ -165,6 +180,40 @@ def embedding(indices, weight: Tensor) -> Tensor:
             f"embedding: index out of range [0, {weight.shape[0]}) (min {int(idx.min())}, max {int(idx.max())})"
         )
     return apply(N.Embedding, weight, indices=idx)
+
+
+def bspline_basis(x: Tensor, knots, k: int, uniform: bool | None = None) -> Tensor:
+    """B-spline bases of order k: x (..., n_inputs) with knots (n_inputs, G+2k+1) -> (..., n_inputs, G+k).
+
+    Differentiable in x (analytic derivative). ``uniform`` (evenly spaced rows) is detected when None.
+    """
+    knots_arr = knots.data if isinstance(knots, Tensor) else backend.device_of(x.data).xp.asarray(knots)
+    _check_knots(knots_arr, k, x.shape[-1] if x.ndim else 1, "bspline_basis")
+    if uniform is None:
+        uniform = BS.is_uniform(backend.to_device(knots_arr, backend.CPU))
+    return apply(BS.BSplineBasis, x, knots=knots_arr.astype(x.dtype, copy=False), k=int(k), uniform=bool(uniform))
+
+
+def _check_knots(knots, k, n_inputs, name):
+    if k < 1:
+        raise ValueError(f"{name}: spline order k must be >= 1, got {k}")
+    if knots.ndim != 2 or knots.shape[0] != n_inputs or knots.shape[1] < 2 * k + 2:
+        raise ValueError(
+            f"{name}: knots must be (n_inputs={n_inputs}, G+2k+1 >= {2 * k + 2}) for order {k}, got {knots.shape}"
+        )
+    if not bool((knots[:, 1:] > knots[:, :-1]).all()):
+        raise ValueError(f"{name}: knots must be strictly increasing along each row")
+
+
+def kan_linear(x: Tensor, base_weight: Tensor, spline_weight: Tensor, spline_scaler: Tensor | None, knots,
+               k: int, uniform: bool | None = None) -> Tensor:
+    """The KAN layer y = silu(x) @ w_bᵀ + B(x) @ (c·w_s)ᵀ as one fused op (see ember/ops/kan.py)."""
+    _same_dtype("kan_linear", x, base_weight, spline_weight, spline_scaler)
+    knots_arr = knots.data if isinstance(knots, Tensor) else knots
+    if uniform is None:
+        uniform = BS.is_uniform(backend.to_device(knots_arr, backend.CPU))
+    args = (x, base_weight, spline_weight) + ((spline_scaler,) if spline_scaler is not None else ())
+    return apply(K.KANLinear, *args, knots=knots_arr, k=int(k), uniform=bool(uniform))
 
 
 # ----------------------------------------------------------------------------- losses

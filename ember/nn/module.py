@@ -262,7 +262,12 @@ class Module:
             for name, arr in arrays.items():
                 target = targets[name]
                 target.data[...] = backend.to_device(arr, target.device).astype(target.dtype, copy=False)
+        for module in self.modules():
+            module._after_state_loaded()
         return missing, unexpected
+
+    def _after_state_loaded(self) -> None:
+        """Hook for modules that derive state from their buffers (a KAN layer's grid kind)."""
 
     # -- hooks and calling ----------------------------------------------------------------
     def register_forward_hook(self, hook) -> RemovableHandle:

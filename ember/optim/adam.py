@@ -58,11 +58,11 @@ class Adam(Optimizer):
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p, g, state in self._params_with_grad(group):
                 xp = p.device.xp
-                if "M" not in state:
+                if "M" not in state or state["M"].shape != p.data.shape:  # new, or reshaped (KAN grid extension)
                     state["step"] = 0
                     state["M"] = xp.zeros_like(p.data)
                     state["V"] = xp.zeros_like(p.data)
-                if "scratch" not in state:
+                if "scratch" not in state or state["scratch"].shape != p.data.shape:
                     state["scratch"] = xp.empty_like(p.data)
                 state["step"] += 1
                 t = state["step"]

@@ -29,6 +29,8 @@ WHERE_COND = _rng.random((3, 4)) > 0.5
 LOSS_MASK = (_rng.random((4, 3)) > 0.4).astype(np.float64)
 ROW_MASK = np.array([True, False, True, True])
 EMBED_IDS = np.array([[1, 3, 3], [0, 6, 1]])
+KNOTS_UNIFORM = np.tile(-2.0 + (np.arange(4 + 2 * 3 + 1) - 3) * 1.0, (3, 1))  # G=4, k=3 on [-2, 2]
+KNOTS_GENERAL = np.sort(_rng.uniform(-3.0, 3.0, (3, 10)), axis=1)  # increasing, uneven, per input
 BINARY_TARGETS = (_rng.random((4, 3)) > 0.5).astype(np.float64)
 
 
@@ -64,6 +66,26 @@ def make_inputs(case: OpCase, dtype=np.float64, seed: int = 0) -> list[np.ndarra
 
 def _t(torch, a):
     return torch.from_numpy(np.asarray(a))
+
+
+def torch_bspline(T, x, knots, k):
+    """efficient-kan's Cox–de Boor recursion (PyTorch autograd differentiates it): the reference."""
+    grid = T.from_numpy(np.asarray(knots)).to(x.dtype)
+    x = x.unsqueeze(-1)
+    bases = ((x >= grid[:, :-1]) & (x < grid[:, 1:])).to(x.dtype)
+    for p in range(1, k + 1):
+        left = (x - grid[:, : -(p + 1)]) / (grid[:, p:-1] - grid[:, : -(p + 1)]) * bases[..., :-1]
+        right = (grid[:, p + 1 :] - x) / (grid[:, p + 1 :] - grid[:, 1:-p]) * bases[..., 1:]
+        bases = left + right
+    return bases
+
+
+def torch_kan_linear(T, x, wb, sw, sc, knots, k):
+    """The KAN layer equation written directly in PyTorch (efficient-kan style)."""
+    n, out_f = x.shape[0], wb.shape[0]
+    coef = sw * sc.unsqueeze(-1) if sc is not None else sw
+    spline = torch_bspline(T, x, knots, k).reshape(n, -1) @ coef.reshape(out_f, -1).T
+    return T.nn.functional.silu(x) @ wb.T + spline
 
 
 def _other_float(dtype):
@@ -204,6 +226,18 @@ OPS: list[OpCase] = [
     OpCase("embedding_repeats", lambda w: F.embedding(ember.tensor(EMBED_IDS), w),
            lambda T, w: T.nn.functional.embedding(_t(T, EMBED_IDS), w), ((7, 3),)),
     OpCase("dropout", lambda x: F.dropout(x, 0.3), None, ((5, 6),), reseed=True),
+    # B-splines and KAN
+    OpCase("bspline_basis_uniform", lambda x: F.bspline_basis(x, KNOTS_UNIFORM, 3),
+           lambda T, x: torch_bspline(T, x, KNOTS_UNIFORM, 3), ((5, 3),)),
+    OpCase("bspline_basis_general_k2", lambda x: F.bspline_basis(x, KNOTS_GENERAL, 2),
+           lambda T, x: torch_bspline(T, x, KNOTS_GENERAL, 2), ((6, 3),)),
+    OpCase("kan_linear", lambda x, wb, sw, sc: F.kan_linear(x, wb, sw, sc, KNOTS_UNIFORM.astype(x.dtype), 3),
+           lambda T, x, wb, sw, sc: torch_kan_linear(T, x, wb, sw, sc, KNOTS_UNIFORM, 3),
+           ((5, 3), (2, 3), (2, 3, 7), (2, 3))),
+    OpCase("kan_linear_no_scaler_general", lambda x, wb, sw: F.kan_linear(x, wb, sw, None,
+                                                                          KNOTS_GENERAL.astype(x.dtype), 3),
+           lambda T, x, wb, sw: torch_kan_linear(T, x, wb, sw, None, KNOTS_GENERAL, 3),
+           ((4, 3), (2, 3), (2, 3, 6))),
     OpCase("cast_roundtrip", lambda x: x.to(_other_float(x.dtype)).to(x.dtype) * 2.0, None, ((3, 4),), atol=1e-4,
            eps=1e-2),
     # losses
@@ -302,9 +336,30 @@ LAYERS: list[LayerCase] = [
     LayerCase("Embedding", lambda: nn.Embedding(6, 3), _twin(lambda T: T.nn.Embedding(6, 3)), (2, 4),
               integer_input=6),
     LayerCase("Dropout_eval", lambda: nn.Dropout(0.5), _twin(lambda T: T.nn.Dropout(0.5)), (3, 4), train=False),
+    LayerCase("KANLinear", lambda: nn.KANLinear(3, 2, grid_size=4, grid_range=(-2, 2)),
+              lambda T, m: _TorchKAN(T, m), (5, 3)),
     LayerCase("Sequential_MLP", lambda: nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)),
               _twin(lambda T: T.nn.Sequential(T.nn.Linear(4, 6), T.nn.Tanh(), T.nn.Linear(6, 2))), (3, 4)),
 ]
+
+
+def _TorchKAN(T, m):  # noqa: N802 - a factory that stands in for a class
+    """A PyTorch module computing the KANLinear equation with m's parameters copied in."""
+
+    class TorchKAN(T.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base_weight = T.nn.Parameter(T.from_numpy(np.array(m.base_weight.numpy(), dtype=np.float64)))
+            self.spline_weight = T.nn.Parameter(T.from_numpy(np.array(m.spline_weight.numpy(), dtype=np.float64)))
+            self.spline_scaler = T.nn.Parameter(T.from_numpy(np.array(m.spline_scaler.numpy(), dtype=np.float64)))
+            self.register_buffer("grid", T.from_numpy(np.array(m.grid.numpy(), dtype=np.float64)))
+            self.k = m.spline_order
+
+        def forward(self, x):
+            knots = self.grid.numpy()
+            return torch_kan_linear(T, x, self.base_weight, self.spline_weight, self.spline_scaler, knots, self.k)
+
+    return TorchKAN()
 
 
 def _perturbed(module: nn.Module) -> nn.Module:
