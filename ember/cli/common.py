@@ -28,6 +28,10 @@ non_negative_int = _number(int, 0, False, "a non-negative integer")
 positive_float = _number(float, 0.0, True, "a positive number")
 
 
+class UsageError(Exception):
+    """Arguments that parse but do not fit together: reported like argparse's errors, exit status 2."""
+
+
 def add_data_args(parser: argparse.ArgumentParser, default: str = "mnist") -> None:
     parser.add_argument("--dataset", choices=("mnist", "fashion-mnist", "kmnist"), default=default,
                         help=f"image dataset (default {default})")

@@ -7,6 +7,7 @@ import sys
 
 from . import eval as eval_cmd
 from . import gradcheck, sanity, train
+from .common import UsageError
 
 COMMANDS = {"train": train, "eval": eval_cmd, "sanity": sanity, "gradcheck": gradcheck}
 
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.run(args) or 0)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"ember {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except (UserError, DatasetError, CheckpointError, FileNotFoundError) as exc:
         print(f"ember {args.command}: error: {exc}", file=sys.stderr)
         return 1

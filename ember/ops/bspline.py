@@ -131,18 +131,24 @@ def local_general(xp, x, knots, k: int, derivative: bool = False):
     return s, N, dN
 
 
-def scatter_local(xp, s, N, k: int, n_basis: int):
-    """Dense (..., n_basis) array with N[r] at basis index s - k + r; indices outside [0, n_basis) are dropped."""
+def scatter_local(xp, s, N, k: int, n_basis: int, lead: int = 0):
+    """Dense (..., lead + n_basis) array with N[r] at column lead + s - k + r (the first ``lead``
+    columns left zero for the caller); basis indices outside [0, n_basis) are dropped."""
     shape = s.shape
-    n = s.size
-    out = xp.zeros(n * n_basis + 1, dtype=N.dtype)  # the last slot swallows dropped writes
-    base = xp.arange(n, dtype=xp.int64) * n_basis
+    n, width = s.size, lead + n_basis
+    out = xp.zeros(n * width + 1, dtype=N.dtype)  # the last slot swallows dropped writes
     s_flat = s.reshape(-1)
-    for r in range(k + 1):
-        pos = s_flat - k + r
-        valid = (pos >= 0) & (pos < n_basis)
-        out[xp.where(valid, base + pos, n * n_basis)] = N[r].reshape(-1)
-    return out[: n * n_basis].reshape(shape + (n_basis,))
+    idx = xp.arange(n, dtype=xp.int64) * width + (lead - k)
+    idx += s_flat
+    if n == 0 or (int(s_flat.min()) >= k and int(s_flat.max()) < n_basis):  # all k+1 bases inside: no checks
+        for r in range(k + 1):
+            out[idx] = N[r].reshape(-1)
+            idx += 1
+    else:
+        for r in range(k + 1):
+            pos = s_flat + (r - k)
+            out[xp.where((pos >= 0) & (pos < n_basis), idx + r, n * width)] = N[r].reshape(-1)
+    return out[: n * width].reshape(shape + (width,))
 
 
 def gather_local(xp, dense, s, k: int):

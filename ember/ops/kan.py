@@ -12,8 +12,8 @@ x), so no Cox–de Boor intermediate is ever stored.
 from __future__ import annotations
 
 from ..autograd import Function
-from ..backend import special
 from .bspline import check_finite, gather_local, local_basis, scatter_local
+from .elementwise import sigmoid
 
 
 class KANLinear(Function):
@@ -29,7 +29,7 @@ class KANLinear(Function):
         x2 = x.reshape(-1, in_f)
         s, N, _ = local_basis(xp, x2, knots, k, uniform)
         bases = scatter_local(xp, s, N, k, n_basis).reshape(x2.shape[0], in_f * n_basis)
-        sig = special(xp).expit(x2)
+        sig = sigmoid(xp, x2)
         silu = x2 * sig
         coef = spline_weight * scaler[0][..., None] if scaler else spline_weight
         coef2 = coef.reshape(out_f, in_f * n_basis)

@@ -8,7 +8,7 @@ mask's sum, so padded or ignored entries neither count nor pull the gradient.
 from __future__ import annotations
 
 from ..autograd import Function
-from ..backend import special
+from .elementwise import sigmoid
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -208,7 +208,7 @@ class BCEWithLogits(Function):
     def forward(ctx, x, y, *, reduction, mask, pos_weight):
         xp = ctx.xp
         softplus_neg = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
-        sig = special(xp).expit(x)
+        sig = sigmoid(xp, x)
         if pos_weight is None:
             loss = (1 - y) * x + softplus_neg
             dx = sig - y

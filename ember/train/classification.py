@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..autograd import no_grad
 from ..nn import functional as F
+from ..optim import clip_grad_norm_
 
 
 @dataclass
@@ -26,8 +27,11 @@ class EpochStats:
 
 
 def train_epoch(model, loader, optimizer, loss_fn: Callable = F.cross_entropy, progress: str | None = None,
-                scheduler=None) -> tuple[float, float]:
-    """One pass over ``loader``; returns (mean loss, accuracy). ``scheduler`` steps per batch if given."""
+                scheduler=None, grad_clip: float | None = None) -> tuple[float, float]:
+    """One pass over ``loader``; returns (mean loss, accuracy).
+
+    ``scheduler`` steps per batch if given; ``grad_clip`` clips the global gradient norm.
+    """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(loader, desc=progress, leave=False, file=sys.stderr, disable=True if progress is None else None,
@@ -37,6 +41,8 @@ def train_epoch(model, loader, optimizer, loss_fn: Callable = F.cross_entropy, p
         logits = model(x)
         loss = loss_fn(logits, y)
         loss.backward()
+        if grad_clip:
+            clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -65,14 +71,14 @@ def evaluate(model, loader, loss_fn: Callable = F.cross_entropy) -> tuple[float,
 
 def fit(model, optimizer, train_loader, test_loader=None, epochs: int = 1, loss_fn: Callable = F.cross_entropy,
         on_epoch: Callable[[EpochStats], None] | None = None, progress: bool = True, scheduler=None,
-        scheduler_per_batch: bool = False) -> list[EpochStats]:
+        scheduler_per_batch: bool = False, grad_clip: float | None = None) -> list[EpochStats]:
     """Train for ``epochs``; after each, evaluate on ``test_loader`` and call ``on_epoch(stats)``."""
     history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         desc = f"epoch {epoch}/{epochs}" if progress else None
         loss, acc = train_epoch(model, train_loader, optimizer, loss_fn, desc,
-                                scheduler if scheduler_per_batch else None)
+                                scheduler if scheduler_per_batch else None, grad_clip)
         seconds = time.perf_counter() - start
         if scheduler is not None and not scheduler_per_batch:
             scheduler.step()
