@@ -51,6 +51,7 @@ from .functions import (
     cat,
     clip,
     concat,
+    cos,
     exp,
     is_tensor,
     log,
@@ -59,6 +60,7 @@ from .functions import (
     minimum,
     pad,
     sigmoid,
+    sin,
     split,
     sqrt,
     stack,
@@ -70,10 +72,10 @@ from .tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "abs", "arange", "argmax", "as_tensor", "backend", "bool_", "cat", "clip", "concat", "data", "device", "Device",
-    "empty", "enable_grad", "exp", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like",
-    "get_default_dtype", "int32", "int64", "io", "is_grad_enabled", "is_tensor", "linspace", "log", "manual_seed",
-    "matmul", "maximum", "minimum", "models", "nn", "no_grad", "ones", "ones_like", "optim", "pad", "rand", "randint",
-    "randn", "randperm", "set_default_dtype", "set_grad_enabled", "sigmoid", "split", "sqrt", "stack", "tanh",
-    "Tensor", "tensor", "train", "uint8", "where", "zeros", "zeros_like",
+    "abs", "arange", "argmax", "as_tensor", "backend", "bool_", "cat", "clip", "concat", "cos", "data", "device",
+    "Device", "empty", "enable_grad", "exp", "eye", "float16", "float32", "float64", "from_numpy", "full",
+    "full_like", "get_default_dtype", "int32", "int64", "io", "is_grad_enabled", "is_tensor", "linspace", "log",
+    "manual_seed", "matmul", "maximum", "minimum", "models", "nn", "no_grad", "ones", "ones_like", "optim", "pad",
+    "rand", "randint", "randn", "randperm", "set_default_dtype", "set_grad_enabled", "sigmoid", "sin", "split",
+    "sqrt", "stack", "tanh", "Tensor", "tensor", "train", "uint8", "where", "zeros", "zeros_like",
 ]

@@ -108,6 +108,14 @@ def tanh(t):
     return t.tanh()
 
 
+def sin(t):
+    return t.sin()
+
+
+def cos(t):
+    return t.cos()
+
+
 def sigmoid(t):
     return t.sigmoid()
 

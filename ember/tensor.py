@@ -550,6 +550,12 @@ class Tensor:
     def abs(self):
         return apply(E.Abs, self)
 
+    def sin(self):
+        return apply(E.Sin, self)
+
+    def cos(self):
+        return apply(E.Cos, self)
+
     def tanh(self):
         return apply(E.Tanh, self)
 

@@ -116,6 +116,9 @@ def load_model(path: str | os.PathLike):
         model = build(metadata.get("model", ""), metadata["config"])
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from exc
+    float_dtypes = {a.dtype for a in arrays.values() if a.dtype.kind == "f"}
+    if len(float_dtypes) == 1:  # rebuild in the dtype it was saved in (float64 models stay float64)
+        model.to(dtype=float_dtypes.pop())
     try:
         model.load_state_dict(arrays, strict=True)
     except RuntimeError as exc:

@@ -18,6 +18,7 @@ class KANConfig:
     scale_base: float = 1.0
     scale_spline: float = 1.0
     standalone_spline_scale: bool = True
+    edge_masks: bool = False  # layers carry a 0/1 edge mask (pruned networks)
 
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
@@ -41,7 +42,7 @@ class KAN(nn.Module):
         c = self.config
         self.layers = nn.ModuleList([
             nn.KANLinear(a, b, c.grid_size, c.spline_order, c.grid_range, c.scale_noise, c.scale_base,
-                         c.scale_spline, c.standalone_spline_scale)
+                         c.scale_spline, c.standalone_spline_scale, c.edge_masks)
             for a, b in zip(c.widths[:-1], c.widths[1:])
         ])
 

@@ -260,6 +260,24 @@ class Abs(Function):
         return g * ctx.xp.sign(ctx.a)
 
 
+class Sin(Function):
+    def forward(ctx, a):
+        ctx.a = a
+        return ctx.xp.sin(a)
+
+    def backward(ctx, g):
+        return g * ctx.xp.cos(ctx.a)
+
+
+class Cos(Function):
+    def forward(ctx, a):
+        ctx.a = a
+        return ctx.xp.cos(a)
+
+    def backward(ctx, g):
+        return -g * ctx.xp.sin(ctx.a)
+
+
 class Tanh(Function):
     def forward(ctx, a):
         ctx.out = ctx.xp.tanh(a)

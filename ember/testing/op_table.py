@@ -128,6 +128,8 @@ OPS: list[OpCase] = [
     OpCase("sqrt", lambda a: a.sqrt(), lambda T, a: a.sqrt(), ((3, 4),), domain="positive"),
     OpCase("abs", lambda a: a.abs(), lambda T, a: a.abs(), ((3, 4),), domain="away_from_zero"),
     OpCase("tanh", lambda a: a.tanh(), lambda T, a: a.tanh(), ((3, 4),)),
+    OpCase("sin", lambda a: a.sin(), lambda T, a: a.sin(), ((3, 4),)),
+    OpCase("cos", lambda a: ember.cos(a), lambda T, a: a.cos(), ((3, 4),)),
     OpCase("sigmoid", lambda a: a.sigmoid(), lambda T, a: a.sigmoid(), ((3, 4),)),
     OpCase("relu", lambda a: a.relu(), lambda T, a: a.relu(), ((3, 4),), domain="away_from_zero"),
     OpCase("gelu", lambda a: F.gelu(a), lambda T, a: T.nn.functional.gelu(a), ((3, 4),)),

@@ -55,13 +55,15 @@ class KANLinear(Module):
         scale_base, scale_spline: Kaiming-uniform gains (a = sqrt(5)·scale) of w_b and w_s;
             this init, not a constant one, is what lets a 784-wide KAN learn MNIST.
         standalone_spline_scale: learn w_s (default) or fold it into c.
+        edge_mask: keep an (out, in) 0/1 buffer that switches edges off (set by pruning).
 
     Shape: (..., in_features) -> (..., out_features).
     """
 
     def __init__(self, in_features: int, out_features: int, grid_size: int = 5, spline_order: int = 3,
                  grid_range: tuple[float, float] = (-1.0, 1.0), scale_noise: float = 0.1, scale_base: float = 1.0,
-                 scale_spline: float = 1.0, standalone_spline_scale: bool = True, dtype=None):
+                 scale_spline: float = 1.0, standalone_spline_scale: bool = True, edge_mask: bool = False,
+                 dtype=None):
         super().__init__()
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"KANLinear: widths must be positive, got in={in_features}, out={out_features}")
@@ -81,6 +83,7 @@ class KANLinear(Module):
             "spline_scaler", Parameter(np.empty((out_features, in_features), dtype=dt)) if standalone_spline_scale
             else None
         )
+        self.register_buffer("edge_mask", Tensor(np.ones((out_features, in_features), dtype=dt)) if edge_mask else None)
         self.uniform_grid = True
         self.reset_parameters()
 
@@ -105,24 +108,38 @@ class KANLinear(Module):
 
     # -- forward ------------------------------------------------------------------------
     def forward(self, x: Tensor) -> Tensor:
-        return F.kan_linear(x, self.base_weight, self.spline_weight, self.spline_scaler, self.grid,
-                            self.spline_order, self.uniform_grid)
+        base, spline, scaler = self._masked_parameters()
+        return F.kan_linear(x, base, spline, scaler, self.grid, self.spline_order, self.uniform_grid)
+
+    def _masked_parameters(self):
+        """(base_weight, spline_weight, spline_scaler) with pruned edges zeroed (differentiably)."""
+        if self.edge_mask is None:
+            return self.base_weight, self.spline_weight, self.spline_scaler
+        mask = self.edge_mask
+        if self.spline_scaler is not None:
+            return self.base_weight * mask, self.spline_weight, self.spline_scaler * mask
+        return self.base_weight * mask, self.spline_weight * mask.unsqueeze(-1), None
 
     def scaled_spline_weight(self):
-        """c·w_s as an array (out, in, G+k): the coefficients the forward actually uses."""
-        sw = self.spline_weight.data
-        return sw * self.spline_scaler.data[..., None] if self.spline_scaler is not None else sw
+        """c·w_s (masked) as an array (out, in, G+k): the coefficients the forward actually uses."""
+        _, spline, scaler = self._masked_parameters()
+        sw = spline.data
+        return sw * scaler.data[..., None] if scaler is not None else sw
+
+    def effective_base_weight(self):
+        """w_b (masked) as an array (out, in)."""
+        return self._masked_parameters()[0].data
 
     def edge_activations(self, x: Tensor) -> Tensor:
         """Per-edge outputs φ_{j,i}(x_i) as (n, out, in), differentiable (for sample-based
         regularisation, plots, pruning and symbolic fits; costs n·out·in memory)."""
         bases = F.bspline_basis(x, self.grid.data, self.spline_order, self.uniform_grid)  # (n, in, W)
-        coef = self.spline_weight
-        if self.spline_scaler is not None:
-            coef = coef * self.spline_scaler.unsqueeze(-1)
+        base_weight, coef, scaler = self._masked_parameters()
+        if scaler is not None:
+            coef = coef * scaler.unsqueeze(-1)
         # spline part per edge: (in, n, W) @ (in, W, out) -> (in, n, out)
         spline = bases.permute(1, 0, 2) @ coef.permute(1, 2, 0)
-        base = F.silu(x).unsqueeze(1) * self.base_weight.unsqueeze(0)  # (n, out, in)
+        base = F.silu(x).unsqueeze(1) * base_weight.unsqueeze(0)  # (n, out, in)
         return base + spline.permute(1, 2, 0)
 
     # -- grids ----------------------------------------------------------------------------

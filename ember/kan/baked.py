@@ -57,7 +57,7 @@ class BakedKAN:
         for layer in model.layers:
             coef = layer.scaled_spline_weight()  # (out, in, W)
             out_f, in_f, _ = coef.shape
-            w = np.concatenate([layer.base_weight.numpy()[..., None], np.asarray(coef)], axis=-1)
+            w = np.concatenate([np.asarray(layer.effective_base_weight())[..., None], np.asarray(coef)], axis=-1)
             layers.append(BakedLayer(w.reshape(out_f, -1), layer.grid.numpy(), layer.spline_order))
         return cls(layers, tuple(model.config.widths))
 
