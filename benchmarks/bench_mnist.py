@@ -226,17 +226,6 @@ def markdown(results) -> str:
     return "\n".join(lines)
 
 
-def update_readme(table: str, meta: str) -> None:
-    readme = ROOT.parent / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench_mnist:start -->", "<!-- bench_mnist:end -->"
-    if start not in text or end not in text:
-        raise SystemExit(f"{readme} has no {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{meta}\n\n{table}\n{end}{tail}")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
@@ -273,7 +262,9 @@ def main(argv=None) -> int:
     out.with_suffix(".md").write_text(meta + "\n\n" + table + "\n")
     print(table)
     if args.update_readme:
-        update_readme(table, meta)
+        from readme import update_readme
+
+        update_readme("bench_mnist", table, meta)
     return 0
 
 

@@ -80,3 +80,20 @@ def test_cli_train_save_eval_on_real_mnist(mnist, ember_data, tmp_path, capsys):
 def test_fashion_mnist_one_mlp_epoch(ember_data):
     _, stats = _one_epoch("mlp", *_real("fashion-mnist", ember_data), batch_size=128)
     assert stats.test_accuracy >= 0.82, stats
+
+
+def test_one_kan_epoch_on_mnist(ember_data):
+    from ember.models import KAN
+
+    root = ember_data
+    if root is None or not (root / "mnist" / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("real mnist not found: set EMBER_DATA to a folder with mnist/ (e.g. ../shared/data)")
+    stats = (np.array([0.5], np.float32), np.array([0.5], np.float32))  # pixels to [-1, 1], the grid's range
+    train, _ = image_classification("mnist", "train", root, download=False, stats=stats)
+    test, _ = image_classification("mnist", "test", root, download=False, stats=stats)
+    ember.manual_seed(0)
+    model = KAN(widths=(784, 64, 10))
+    opt = ember.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    history = fit(model, opt, DataLoader(train, batch_size=64, shuffle=True, seed=0),
+                  DataLoader(test, batch_size=1000), epochs=1, progress=False, grad_clip=1.0)
+    assert history[-1].test_accuracy >= 0.93, history[-1]
