@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import elm, gradcheck, sanity, train
 from . import eval as eval_cmd
-from . import gradcheck, sanity, train
 from .common import UsageError
 
-COMMANDS = {"train": train, "eval": eval_cmd, "sanity": sanity, "gradcheck": gradcheck}
+COMMANDS = {"train": train, "eval": eval_cmd, "sanity": sanity, "gradcheck": gradcheck, "elm": elm}
 
 
 class UserError(Exception):

@@ -1,6 +1,7 @@
 """Neural-network building blocks: Module, layers, functional ops, initialisation."""
 
 from . import functional, init
+from .activation_stats import ActivationStats
 from .layers import (
     GELU,
     AvgPool2d,
@@ -24,7 +25,7 @@ from .layers import (
 from .module import Module, ModuleDict, ModuleList, Parameter, RemovableHandle, Sequential
 
 __all__ = [
-    "activation", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding", "Flatten",
-    "functional", "GELU", "init", "KANLinear", "LayerNorm", "Linear", "MaxPool2d", "Module", "ModuleDict",
+    "activation", "ActivationStats", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding",
+    "Flatten", "functional", "GELU", "init", "KANLinear", "LayerNorm", "Linear", "MaxPool2d", "Module", "ModuleDict",
     "ModuleList", "Parameter", "ReLU", "RemovableHandle", "Sequential", "Sigmoid", "SiLU", "Softmax", "Tanh",
 ]
