@@ -97,3 +97,14 @@ def test_one_kan_epoch_on_mnist(ember_data):
     history = fit(model, opt, DataLoader(train, batch_size=64, shuffle=True, seed=0),
                   DataLoader(test, batch_size=1000), epochs=1, progress=False, grad_clip=1.0)
     assert history[-1].test_accuracy >= 0.93, history[-1]
+
+
+def test_an_elm_learns_mnist_without_gradients(mnist):
+    from ember.elm.features import RandomProjection
+    from ember.elm.learners import ELMClassifier
+
+    train, test = mnist
+    X, y = train.arrays
+    Xt, yt = test.arrays
+    elm = ELMClassifier(RandomProjection(2048, "relu", seed=0), lam=1e3).fit(X, y)
+    assert elm.score(Xt, yt) >= 0.95
