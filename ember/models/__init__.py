@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .gpt import GPT, GPTConfig
 from .kan import KAN, KANConfig
 from .lenet import LeNet5, LeNet5Config
 from .mlp import MLP, MLPConfig
@@ -12,6 +13,7 @@ MODELS = {
     "mlp": (MLP, MLPConfig),
     "lenet": (LeNet5, LeNet5Config),
     "kan": (KAN, KANConfig),
+    "gpt": (GPT, GPTConfig),
 }
 
 
@@ -35,4 +37,5 @@ def model_name(model) -> str:
     raise ValueError(f"{type(model).__name__} is not a registered model; add it to ember.models.MODELS")
 
 
-__all__ = ["KAN", "KANConfig", "MLP", "MODELS", "LeNet5", "LeNet5Config", "MLPConfig", "build", "model_name"]
+__all__ = ["GPT", "GPTConfig", "KAN", "KANConfig", "MLP", "MODELS", "LeNet5", "LeNet5Config", "MLPConfig", "build",
+           "model_name"]

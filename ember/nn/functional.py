@@ -6,6 +6,7 @@ Argument checks live here, once, so the ops stay lean and layers stay declarativ
 from __future__ import annotations
 
 from .. import backend
+from ..ops import attention as A
 from ..ops import bspline as BS
 from ..ops import conv as C
 from ..ops import elementwise as E
@@ -180,6 +181,18 @@ def embedding(indices, weight: Tensor) -> Tensor:
             f"embedding: index out of range [0, {weight.shape[0]}) (min {int(idx.min())}, max {int(idx.max())})"
         )
     return apply(N.Embedding, weight, indices=idx)
+
+
+def causal_self_attention(qkv: Tensor, n_head: int, dropout: float = 0.0, training: bool = True) -> Tensor:
+    """Causal multi-head attention from the fused projection qkv (B, T, 3C) to merged heads (B, T, C)."""
+    if qkv.ndim != 3 or qkv.shape[-1] % 3 or (qkv.shape[-1] // 3) % n_head:
+        raise ValueError(f"causal_self_attention: expected qkv (B, T, 3C) with C divisible by n_head={n_head}, "
+                         f"got {qkv.shape}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"causal_self_attention: dropout must be in [0, 1), got {dropout}")
+    p = dropout if training else 0.0
+    gen = backend.generator(qkv.device) if p > 0 else None
+    return apply(A.CausalSelfAttention, qkv, n_head=int(n_head), dropout=p, generator=gen)
 
 
 def bspline_basis(x: Tensor, knots, k: int, uniform: bool | None = None) -> Tensor:

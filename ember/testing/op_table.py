@@ -92,6 +92,14 @@ def _other_float(dtype):
     return np.float32 if dtype == np.float64 else np.float64
 
 
+def torch_causal_attention(T, qkv, n_head):
+    """PyTorch's fused attention on the same (B, T, 3C) layout as ember's op."""
+    b, t, c3 = qkv.shape
+    q, k, v = (z.reshape(b, t, n_head, -1).transpose(1, 2) for z in qkv.split(c3 // 3, dim=2))
+    y = T.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return y.transpose(1, 2).reshape(b, t, c3 // 3)
+
+
 def _masked_mean_torch(torch, loss, mask):
     m = _t(torch, mask).to(loss.dtype)
     return (loss * m).sum() / m.sum()
@@ -243,6 +251,12 @@ OPS: list[OpCase] = [
     OpCase("cast_roundtrip", lambda x: x.to(_other_float(x.dtype)).to(x.dtype) * 2.0, None, ((3, 4),), atol=1e-4,
            eps=1e-2),
     # losses
+    OpCase("causal_self_attention", lambda x: F.causal_self_attention(x, 2),
+           lambda T, x: torch_causal_attention(T, x, 2), ((2, 5, 12),)),
+    OpCase("causal_self_attention_1head_len1", lambda x: F.causal_self_attention(x, 1),
+           lambda T, x: torch_causal_attention(T, x, 1), ((3, 1, 6),)),
+    OpCase("causal_self_attention_dropout", lambda x: F.causal_self_attention(x, 2, dropout=0.3),
+           None, ((2, 4, 12),), reseed=True),
     OpCase("cross_entropy", lambda x: F.cross_entropy(x, ember.tensor(TARGETS_4x5)),
            lambda T, x: T.nn.functional.cross_entropy(x, _t(T, TARGETS_4x5)), ((4, 5),)),
     OpCase("cross_entropy_sum_smoothing",

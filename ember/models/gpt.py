@@ -1,0 +1,262 @@
+"""GPT with nanoGPT's architecture, KV-cache decoding and sampling.
+
+    tok = wte[idx] + wpe[0..T)            # learned absolute positions
+    x = x + attn(ln_1(x)); x = x + mlp(ln_2(x))   for each block (pre-LN)
+    logits = ln_f(x) @ wteᵀ               # the head is tied to the token embedding
+
+Parameter names follow nanoGPT (transformer.wte, transformer.h.{i}.attn.c_attn, ...), so export
+tables and PyTorch parity mappings are one dictionary. Init: every Linear and Embedding weight
+N(0, 0.02), biases 0, and the two residual projections (attn.c_proj, mlp.c_proj) N(0, 0.02/√(2·L)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import backend, nn
+from ..autograd import no_grad
+from ..nn import functional as F
+from ..ops.attention import causal_mask_t, softmax_keys
+from ..tensor import Tensor
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 64
+    vocab_size: int = 65
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = False  # nanoGPT's default: no biases in Linears and LayerNorms
+    gelu: str = "none"  # 'none' (exact erf, nanoGPT) or 'tanh' (GPT-2, llama.cpp)
+
+    def __post_init__(self):
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"GPTConfig: {name} must be positive, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
+        if self.gelu not in ("none", "tanh"):
+            raise ValueError(f"GPTConfig: gelu must be 'none' or 'tanh', got {self.gelu!r}")
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head, self.dropout = config.n_head, config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        y = F.causal_self_attention(self.c_attn(x), self.n_head, self.dropout, self.training)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU(config.gelu)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class KVCache:
+    """Keys and values of every layer for incremental decoding: (n_layer, 2, B, H, T_max, D) and ``pos``.
+
+    With learned absolute positions the cache is only valid while the whole sequence fits in the
+    model's context: once it would slide, every cached key was computed at a different position.
+    """
+
+    def __init__(self, config: GPTConfig, batch: int, max_len: int, dtype, xp=np):
+        if max_len > config.block_size:
+            raise ValueError(f"KVCache: {max_len} positions exceed the model's context of {config.block_size}")
+        d = config.n_embd // config.n_head
+        self.kv = xp.zeros((config.n_layer, 2, batch, config.n_head, max_len, d), dtype=dtype)
+        self.pos = 0
+        self.max_len = max_len
+
+    def reset(self) -> None:
+        self.pos = 0
+
+
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig | None = None, **overrides):
+        super().__init__()
+        self.config = c = config or GPTConfig(**overrides)
+        self.transformer = nn.ModuleDict({
+            "wte": nn.Embedding(c.vocab_size, c.n_embd),
+            "wpe": nn.Embedding(c.block_size, c.n_embd),
+            "drop": nn.Dropout(c.dropout),
+            "h": nn.ModuleList([Block(c) for _ in range(c.n_layer)]),
+            "ln_f": nn.LayerNorm(c.n_embd, bias=c.bias),
+        })
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        self.lm_head.weight = self.transformer["wte"].weight  # weight tying: one Parameter, two uses
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
+        for name, p in self.named_parameters():
+            if p.ndim >= 2:
+                nn.init.normal_(p, 0.0, residual_std if name.endswith("c_proj.weight") else 0.02)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def num_parameters(self, non_embedding: bool = True) -> int:
+        """Parameters, the tied token embedding counted once and (by default) the positions left out."""
+        n = super().num_parameters()
+        return n - self.transformer["wpe"].weight.numel() if non_embedding else n
+
+    def forward(self, idx, targets=None):
+        """Logits (B, T, V) for token ids (B, T); with targets, also the mean next-token cross-entropy
+        (positions whose target is -1 are ignored)."""
+        ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        b, t = ids.shape
+        if t > self.config.block_size:
+            raise ValueError(f"GPT: sequence of {t} tokens is longer than the context of {self.config.block_size}")
+        tr = self.transformer
+        pos = backend.device_of(tr["wpe"].weight.data).xp.arange(t)
+        x = tr["drop"](tr["wte"](ids) + tr["wpe"](pos))
+        for block in tr["h"]:
+            x = block(x)
+        logits = self.lm_head(tr["ln_f"](x))
+        if targets is None:
+            return logits
+        tgt = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+        loss = F.cross_entropy(logits.reshape(b * t, -1), tgt.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    def configure_optimizer(self, lr: float, weight_decay: float, betas=(0.9, 0.95)):
+        """AdamW with weight decay on every parameter with ≥ 2 dimensions (matmul weights, embeddings)
+        and none on biases and LayerNorm gains (nanoGPT's two groups)."""
+        from ..optim import AdamW
+
+        params = list(self.parameters())
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        groups = [{"params": decay, "weight_decay": weight_decay}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        return AdamW(groups, lr=lr, betas=betas)
+
+    # -- incremental decoding -------------------------------------------------------------------
+    def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
+        w = self.transformer["wte"].weight
+        return KVCache(self.config, batch, max_len or self.config.block_size, w.dtype, backend.device_of(w.data).xp)
+
+    @no_grad()
+    def forward_cached(self, idx, cache: KVCache) -> np.ndarray:
+        """Logits (B, t, V) of ``t`` new tokens, attending to the cache (which they are appended to).
+
+        The new tokens get positions cache.pos .. cache.pos + t - 1; nothing about earlier tokens
+        is recomputed. Equal to the full forward's logits at those positions (tested).
+        """
+        ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        b, t = ids.shape
+        c = self.config
+        start = cache.pos
+        if start + t > cache.max_len:
+            raise ValueError(f"KVCache full: {start} + {t} tokens exceed its {cache.max_len} positions")
+        tr = self.transformer
+        xp = backend.device_of(tr["wte"].weight.data).xp
+        h, d = c.n_head, c.n_embd // c.n_head
+        x = tr["wte"].weight.data[ids] + tr["wpe"].weight.data[start : start + t]
+        mask = causal_mask_t(xp, start + t, t, offset=start, dtype=x.dtype)
+        for layer, block in enumerate(tr["h"]):
+            qkv = block.attn.c_attn(block.ln_1(Tensor(x))).data
+            heads = qkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, t, D)
+            kv = cache.kv[layer]
+            kv[0, :, :, start : start + t] = heads[1]
+            kv[1, :, :, start : start + t] = heads[2]
+            keys, values = kv[0, :, :, : start + t], kv[1, :, :, : start + t]
+            st = keys @ heads[0].swapaxes(-1, -2)  # key-major scores (B, H, T_k, t)
+            st *= 1.0 / math.sqrt(d)
+            st += mask
+            y = softmax_keys(xp, st).swapaxes(-1, -2) @ values  # (B, H, t, D)
+            y = y.transpose(0, 2, 1, 3).reshape(b, t, c.n_embd)
+            x = x + block.attn.c_proj(Tensor(y)).data
+            x = x + block.mlp(block.ln_2(Tensor(x))).data
+        cache.pos = start + t
+        return self.lm_head(tr["ln_f"](Tensor(x))).data
+
+    # -- sampling ---------------------------------------------------------------------------------
+    @no_grad()
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[int]:
+        """Yield ``max_new_tokens`` sampled ids (batch 1) after the prompt ``idx``, one at a time.
+
+        temperature 0 is greedy; top-k keeps the k most likely tokens, top-p the smallest set whose
+        probability reaches p. With the cache, decoding stops recomputing the past while the
+        sequence fits in the context; past it, every step re-runs the last block_size tokens
+        (learned positions make cached keys stale once the window slides).
+        """
+        if temperature < 0 or (top_k is not None and top_k <= 0) or (top_p is not None and not 0 < top_p <= 1):
+            raise ValueError(f"generate: need temperature >= 0, top_k > 0, 0 < top_p <= 1; got "
+                             f"{temperature}, {top_k}, {top_p}")
+        self.eval()
+        rng = np.random.default_rng(seed)
+        tokens = [int(t) for t in np.asarray(idx.data if isinstance(idx, Tensor) else idx).reshape(-1)]
+        if not tokens:
+            raise ValueError("generate: the prompt needs at least one token")
+        block = self.config.block_size
+        cache = self.new_cache(1, block) if use_cache else None
+        logits = None
+        for _ in range(max_new_tokens):
+            if cache is not None and len(tokens) <= block:
+                if cache.pos == 0:
+                    logits = self.forward_cached(np.array([tokens]), cache)[0, -1]
+                else:
+                    logits = self.forward_cached(np.array([tokens[-1:]]), cache)[0, -1]
+            else:
+                context = np.array([tokens[-block:]])
+                logits = self.forward(context).data[0, -1]
+            nxt = sample_next(np.asarray(logits, dtype=np.float64), temperature, top_k, top_p, rng)
+            tokens.append(nxt)
+            if cache is not None and len(tokens) > block:
+                cache = None  # the window slides from here on: positions shift, the cache is stale
+            yield nxt
+
+
+def sample_next(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None, rng) -> int:
+    """One id from the last position's logits (float64)."""
+    if temperature == 0:
+        return int(np.argmax(logits))
+    z = logits / temperature
+    if top_k is not None and top_k < z.size:
+        kth = np.partition(z, -top_k)[-top_k]
+        z = np.where(z < kth, -np.inf, z)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-p)
+        cum = np.cumsum(p[order])
+        keep = order[: int(np.searchsorted(cum, top_p) + 1)]
+        masked = np.zeros_like(p)
+        masked[keep] = p[keep]
+        p = masked / masked.sum()
+    return int(rng.choice(p.size, p=p))
