@@ -329,6 +329,36 @@ _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+# Abramowitz & Stegun 7.1.26: erf(z) = 1 - t·poly(t)·exp(-z²), t = 1/(1 + p·z), z >= 0, |error| < 1.5e-7.
+# PyTorch's vectorised float32 erf uses the same formula; SciPy's float32 erf goes through the double
+# routine one element at a time and took 9 ms for one GPT MLP activation (400k values) here.
+_AS_P = 0.3275911
+_AS_COEFFS = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+
+
+def normal_cdf_and_density(xp, a):
+    """Φ(a) and φ(a) of the standard normal: float32 by A&S 7.1.26 (one exp shared by both), else SciPy."""
+    if a.dtype != xp.float32:
+        return 0.5 * (1 + special(xp).erf(a * _INV_SQRT_2)), _INV_SQRT_2PI * xp.exp(-0.5 * a * a)
+    z = xp.abs(a)
+    z *= _INV_SQRT_2
+    t = z * _AS_P
+    t += 1.0
+    xp.reciprocal(t, out=t)
+    poly = t * _AS_COEFFS[0]
+    for c in _AS_COEFFS[1:]:
+        poly += c
+        poly *= t
+    z *= z
+    xp.negative(z, out=z)
+    xp.exp(z, out=z)  # exp(-a²/2)
+    poly *= z
+    poly *= 0.5  # Φ(-|a|)
+    cdf = xp.where(a >= 0, 1.0 - poly, poly)
+    z *= _INV_SQRT_2PI
+    return cdf, z
+
+
 class GELU(Function):
     """x·Φ(x), exact (erf) or with the tanh approximation of GPT-2 (``approximate='tanh'``)."""
 
@@ -339,18 +369,19 @@ class GELU(Function):
             t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a))
             ctx.t = t
             return 0.5 * a * (1 + t)
-        cdf = 0.5 * (1 + special(xp).erf(a * _INV_SQRT_2))
-        ctx.cdf = cdf
-        return a * cdf
+        ctx.cdf, ctx.pdf = normal_cdf_and_density(xp, a)
+        return a * ctx.cdf
 
     def backward(ctx, g):
-        xp, a = ctx.xp, ctx.a
+        a = ctx.a
         if ctx.approximate == "tanh":
             t = ctx.t
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
             return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du)
-        pdf = _INV_SQRT_2PI * xp.exp(-0.5 * a * a)
-        return g * (ctx.cdf + a * pdf)
+        dy = a * ctx.pdf
+        dy += ctx.cdf
+        dy *= g
+        return dy
 
 
 class SiLU(Function):

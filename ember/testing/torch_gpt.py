@@ -99,7 +99,7 @@ def build_torch_gpt(torch, config, sdpa: bool = True):
             logits = self.lm_head(self.transformer.ln_f(x))
             if targets is None:
                 return logits
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
             return logits, loss
 
         def configure_optimizer(self, lr, weight_decay, betas):
