@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import elm, gradcheck, sanity, train
+from . import elm, generate, gradcheck, sanity, train
 from . import eval as eval_cmd
 from .common import UsageError
 
-COMMANDS = {"train": train, "eval": eval_cmd, "sanity": sanity, "gradcheck": gradcheck, "elm": elm}
+COMMANDS = {"train": train, "eval": eval_cmd, "sanity": sanity, "gradcheck": gradcheck, "elm": elm,
+            "generate": generate}
 
 
 class UserError(Exception):

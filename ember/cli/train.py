@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from . import train_kan
+from . import train_gpt, train_kan
 from .common import add_data_args, non_negative_int, positive_float, positive_int, print_json, say
 
 MODEL_DEFAULTS = {  # the reference recipes: Adam, lr 1e-3 with cosine decay; batch 128 (MLP) or 64 (LeNet-5)
@@ -33,6 +33,7 @@ def add_parser(sub) -> None:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.set_defaults(run=run)
     train_kan.add_parser(models)
+    train_gpt.add_parser(models)
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: float):

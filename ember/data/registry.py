@@ -23,6 +23,8 @@ Checksums, and why each dataset uses the kind it does:
   by torchvision (pytorch/vision, torchvision/prototype/datasets/_builtin/mnist.py, ``KMNIST._CHECKSUMS``;
   torchvision's stable ``KMNIST`` lists MD5s of the same files). No digest of the decompressed
   content is published, so only the canonical .gz bytes verify.
+- tinyshakespeare: SHA-256 of ``input.txt`` (from the project's shared data README), served
+  uncompressed by Karpathy's char-rnn repository.
 - cifar10: MD5 of ``cifar-10-binary.tar.gz`` as served, the only checksum its authors publish
   (https://www.cs.toronto.edu/~kriz/cifar.html). The six batch files are taken from the verified
   archive; MD5 is no defence against a forger, but it does catch corrupt and truncated downloads,
@@ -82,13 +84,18 @@ class DatasetInfo:
     """One entry of the registry: what the files are called, where to get them, how to check them."""
 
     name: str
-    format: str  # "idx" (MNIST-like: images and labels files) or "cifar10" (binary batches)
+    format: str  # "idx" (MNIST-like: images and labels files), "cifar10" (binary batches) or "text"
     files: tuple[str, ...]  # the files as stored locally, without ".gz"
     mirrors: tuple[str, ...]  # base URLs; a file's URL is base + its remote name
     checksums: dict[str, Checksum]  # keyed by remote name: "<file>.gz", or the archive's name
     archive: str | None = None  # when set, every file comes out of this one archive
     archive_dir: str = ""  # the folder inside the archive holding the files (also searched locally)
     num_classes: int = 10
+    compressed: bool = True  # the mirror serves "<file>.gz"; False: the file itself (plain text)
+
+    def remote_name(self, filename: str) -> str:
+        """The name a mirror serves ``filename`` under (the archive's, when there is one)."""
+        return self.archive or (f"{filename}.gz" if self.compressed else filename)
 
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -146,6 +153,16 @@ DATASETS: dict[str, DatasetInfo] = {
         {"cifar-10-binary.tar.gz": Checksum("md5", "c32a1d4ab5d03f1284b67883e8d87530", "download")},
         archive="cifar-10-binary.tar.gz",
         archive_dir=cifar.ARCHIVE_DIR,
+    ),
+    "tinyshakespeare": DatasetInfo(
+        "tinyshakespeare",
+        "text",
+        ("input.txt",),
+        ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/",),
+        {"input.txt": Checksum("sha256", "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+                               "content")},
+        num_classes=0,
+        compressed=False,
     ),
 }
 
@@ -205,7 +222,7 @@ def locate(name: str, filename: str, data_dir: str | os.PathLike | None = None, 
 def _not_found(
     info: DatasetInfo, filename: str, folders: list[Path], failures: list[str], download: bool
 ) -> DatasetNotFoundError:
-    local = filename if info.archive else f"{filename}.gz"
+    local = info.remote_name(filename) if not info.archive else filename
     also = f" (and their {info.archive_dir}/ subfolders)" if info.archive_dir else ""
     lines = [f"{info.name}: cannot find {filename} (as {filename}.gz or {filename}). Looked in{also}:"]
     lines += [f"  {folder}" for folder in folders]
@@ -236,7 +253,7 @@ def _download(info: DatasetInfo, filename: str, failures: list[str]) -> Path | N
     except OSError as exc:
         failures.append(f"{dest}: cannot create the cache folder: {exc}")
         return None
-    remote = info.archive or f"{filename}.gz"
+    remote = info.remote_name(filename)
     for url in mirror_urls(info, remote):
         try:
             _fetch(info, url, remote, dest)
@@ -348,6 +365,8 @@ def load(
     info = _info(name)
     if split not in ("train", "test"):
         raise DatasetError(f"{name}: unknown split {split!r}; expected 'train' or 'test'")
+    if info.format == "text":
+        raise DatasetError(f"{name} is a text corpus, not images and labels: use ember.data.text.load_corpus")
     if info.format == "cifar10":
         return cifar.read_cifar10_batches([locate(name, f, data_dir, download) for f in cifar.cifar10_files(split)])
     prefix = "train" if split == "train" else "t10k"

@@ -301,7 +301,7 @@ def test_canonical_mirrors_when_no_override(monkeypatch):
 
 
 def test_registry_table():
-    assert set(DATASETS) == {"mnist", "fashion-mnist", "kmnist", "cifar10"}
+    assert set(DATASETS) == {"mnist", "fashion-mnist", "kmnist", "cifar10", "tinyshakespeare"}
     for name in ("mnist", "fashion-mnist", "kmnist"):
         info = DATASETS[name]
         assert info.format == "idx" and set(info.checksums) == {f"{f}.gz" for f in IDX_FILES}
@@ -353,3 +353,32 @@ def test_cifar10_corrupt_archive_leaves_nothing(server, cache, monkeypatch):
     with pytest.raises(DatasetNotFoundError, match=expected):
         load("cifar10", "test")
     assert files_under(cache) == []
+
+
+# ----------------------------------------------------------------------------- uncompressed text datasets
+
+
+def test_a_plain_text_dataset_downloads_verified_and_uncompressed(server, cache, monkeypatch):
+    body = b"First Citizen:\nBefore we proceed any further, hear me speak.\n"
+    monkeypatch.setitem(DATASETS, "toy-text", DatasetInfo(
+        "toy-text", "text", ("input.txt",), (), {"input.txt": Checksum("sha256", hashlib.sha256(body).hexdigest(),
+                                                                       "content")}, num_classes=0, compressed=False))
+    (server.root / "toy-text").mkdir()
+    (server.root / "toy-text" / "input.txt").write_bytes(body)
+    monkeypatch.setenv("EMBER_DATASET_MIRROR", server.url)
+    path = locate("toy-text", "input.txt")
+    assert path == cache / "toy-text" / "input.txt" and path.read_bytes() == body
+    assert server.requests == ["/toy-text/input.txt"]
+    with pytest.raises(DatasetError, match="text corpus"):
+        load("toy-text")
+    (server.root / "toy-text" / "input.txt").write_bytes(body[:-5])
+    path.unlink()
+    with pytest.raises(DatasetNotFoundError, match="checksum mismatch for input.txt"):
+        locate("toy-text", "input.txt")
+    assert files_under(cache) == []
+
+
+def test_tinyshakespeare_is_registered_with_its_checksum():
+    info = DATASETS["tinyshakespeare"]
+    assert info.remote_name("input.txt") == "input.txt"
+    assert info.checksums["input.txt"].digest.startswith("86c4e6aa")

@@ -1,0 +1,108 @@
+"""``ember train gpt``: a GPT language model on a text corpus, nanoGPT's CPU recipe by default, resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .common import UsageError, non_negative_int, positive_float, positive_int, print_json, say
+
+# flag -> (type, help); every flag defaults to None so that a resumed run can tell which were given
+FLAGS = {
+    "n_layer": (positive_int, "transformer blocks (default 4)"),
+    "n_head": (positive_int, "attention heads (default 4)"),
+    "n_embd": (positive_int, "embedding width (default 128)"),
+    "block_size": (positive_int, "context length in tokens (default 64)"),
+    "batch_size": (positive_int, "sequences per micro-batch (default 12)"),
+    "grad_accum": (positive_int, "micro-batches per optimizer step (default 1)"),
+    "max_iters": (positive_int, "optimizer steps (default 2000)"),
+    "lr": (positive_float, "peak learning rate (default 1e-3)"),
+    "min_lr": (float, "final learning rate of the cosine (default 1e-4)"),
+    "warmup_iters": (non_negative_int, "linear warmup steps (default 100)"),
+    "lr_decay_iters": (positive_int, "step where the cosine reaches --min-lr (default --max-iters)"),
+    "weight_decay": (float, "AdamW decay on 2-D weights (default 0.1)"),
+    "beta2": (float, "AdamW beta2 (default 0.99)"),
+    "grad_clip": (float, "global gradient-norm clip, 0 for none (default 1.0)"),
+    "dropout": (float, "dropout probability (default 0)"),
+    "eval_interval": (positive_int, "evaluate and save every N steps (default 250)"),
+    "eval_iters": (positive_int, "batches per split in each evaluation (default 20)"),
+    "log_interval": (positive_int, "log the training loss every N steps (default 10)"),
+    "seed": (non_negative_int, "seed of the initialisation, data windows and dropout (default 1337)"),
+    "vocab_size": (positive_int, "BPE vocabulary size (default 1024 for shakespeare-bpe, 8192 for python-stdlib)"),
+}
+ARCHITECTURE = ("data", "tokenizer", "vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias", "dtype")
+
+
+def add_parser(models) -> None:
+    p = models.add_parser(
+        "gpt", help="train a GPT language model on text",
+        description="Train a GPT (nanoGPT's architecture) on a text corpus. Defaults: nanoGPT's CPU recipe for "
+                    "Tiny Shakespeare at character level.")
+    p.add_argument("--data", default=None,
+                   help="shakespeare-char (default), shakespeare-bpe, python-stdlib, or a text file or directory")
+    p.add_argument("--tokenizer", choices=("char", "bpe"), default=None,
+                   help="default: char for shakespeare-char, bpe otherwise")
+    p.add_argument("--data-dir", default=None, help="folder holding tinyshakespeare/ (also: $EMBER_DATA)")
+    p.add_argument("--no-download", action="store_true")
+    for name, (kind, text) in FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
+    p.add_argument("--bias", action="store_true", default=None, help="biases in Linears and LayerNorms (GPT-2)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    p.add_argument("--out", metavar="DIR", default=None, help="checkpoints, tokenizer and log.jsonl go here")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly where it stopped")
+    p.add_argument("--json", action="store_true", help="print every log record as a JSON line too")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args):
+    from ..train.lm import LMTrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(LMTrainConfig)
+             if getattr(args, f.name, None) is not None}
+    if args.resume:
+        if not args.out:
+            raise UsageError("--resume needs --out DIR, the folder of the run to continue")
+        changed = sorted(k for k in given if k in ARCHITECTURE)
+        if changed:
+            raise UsageError(f"--resume continues the saved run; it cannot change {', '.join(changed)}")
+    try:
+        return LMTrainConfig(**given)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run(args) -> int:
+    from ..data import DatasetError
+    from ..io import CheckpointError
+    from ..train.lm import LMTrainer
+
+    config = config_from_args(args)
+    try:
+        trainer = LMTrainer(config, resume=args.resume, download=not args.no_download)
+    except (CheckpointError, DatasetError):
+        raise
+    except ValueError as exc:  # settings that do not fit together (e.g. n_embd not divisible by n_head)
+        raise UsageError(str(exc)) from None
+    c, corpus, model = trainer.config, trainer.corpus, trainer.model
+    what = f"resuming at iteration {trainer.iter}" if args.resume else "training"
+    say(f"{what} gpt ({c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, "
+        f"{model.num_parameters():,} parameters) on {c.data}: {corpus.vocab_size} tokens in the vocabulary, "
+        f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens; batch {c.batch_size}x{c.grad_accum}, "
+        f"{c.max_iters} iterations, AdamW lr {c.lr} -> {c.min_lr}")
+
+    def report(record):
+        if record["event"] == "eval":
+            say(f"iter {record['iter']:>6}: train loss {record['train_loss']:.4f}, val loss {record['val_loss']:.4f}")
+        if args.json:
+            print_json(record)
+
+    history = trainer.run(progress=not args.no_progress, on_record=report)
+    evals = [r for r in history if r["event"] == "eval"]
+    steps = [r for r in history if r["event"] == "train"]
+    summary = {"event": "summary", "model": "gpt", "data": c.data, "iters": trainer.iter,
+               "train_loss": evals[-1]["train_loss"] if evals else None,
+               "val_loss": evals[-1]["val_loss"] if evals else None,
+               "ms_per_iter": round(sum(r["ms_per_iter"] for r in steps) / len(steps), 2) if steps else None,
+               "out": c.out}
+    print_json(summary)
+    return 0
