@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 from .common import UsageError, non_negative_int, positive_float, positive_int, print_json, say
 
@@ -47,7 +49,8 @@ def add_parser(models) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
     p.add_argument("--bias", action="store_true", default=None, help="biases in Linears and LayerNorms (GPT-2)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None)
-    p.add_argument("--out", metavar="DIR", default=None, help="checkpoints, tokenizer and log.jsonl go here")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="checkpoints, tokenizer and log.jsonl go here (default: out-<data>, as nanoGPT)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly where it stopped")
     p.add_argument("--json", action="store_true", help="print every log record as a JSON line too")
     p.add_argument("--no-progress", action="store_true")
@@ -65,6 +68,9 @@ def config_from_args(args):
         changed = sorted(k for k in given if k in ARCHITECTURE)
         if changed:
             raise UsageError(f"--resume continues the saved run; it cannot change {', '.join(changed)}")
+    if not args.out:
+        data = args.data or "shakespeare-char"
+        given["out"] = "out-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(data).name) or "text")
     try:
         return LMTrainConfig(**given)
     except ValueError as exc:
@@ -88,7 +94,7 @@ def run(args) -> int:
     say(f"{what} gpt ({c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, "
         f"{model.num_parameters():,} parameters) on {c.data}: {corpus.vocab_size} tokens in the vocabulary, "
         f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens; batch {c.batch_size}x{c.grad_accum}, "
-        f"{c.max_iters} iterations, AdamW lr {c.lr} -> {c.min_lr}")
+        f"{c.max_iters} iterations, AdamW lr {c.lr} -> {c.min_lr}; saving to {c.out}")
 
     def report(record):
         if record["event"] == "eval":

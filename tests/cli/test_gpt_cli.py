@@ -93,3 +93,10 @@ def test_generate_reports_missing_checkpoints_and_bad_prompts(tmp_path, text_fil
 def test_unknown_data_path_is_reported(tmp_path, capsys):
     assert main(["train", "gpt", "--data", str(tmp_path / "missing.txt"), "--no-progress"]) == 1
     assert "not a known corpus" in capsys.readouterr().err
+
+
+def test_the_default_output_folder_is_named_after_the_data(tmp_path, text_file, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "gpt", "--data", str(text_file), "--max-iters", "5", *TINY]) == 0
+    assert (tmp_path / "out-words.txt" / "model.safetensors").is_file()
+    assert "saving to out-words.txt" in capsys.readouterr().out
