@@ -6,7 +6,7 @@ memory (the resident set's high-water mark during the fit) is its own. Experimen
 --include-slow; CIFAR-10 ones only when its files are found.
 
 Run:  EMBER_DATA=../shared/data python benchmarks/bench_elm.py [--datasets mnist fashion-mnist]
-      [--only NAME ...] [--include-slow] [--update-readme]
+      [--only NAME ...] [--include-slow] [--merge] [--update-readme]
 Writes benchmarks/results/elm.json and elm.md.
 """
 
@@ -68,6 +68,8 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=3 * 3600, help="seconds per experiment")
     parser.add_argument("--out", default=str(ROOT / "results" / "elm.json"))
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of --out that this run does not redo (to rerun a few experiments)")
     args = parser.parse_args(argv)
     names = args.only or [n for n, e in EXPERIMENTS.items() if args.include_slow or not e.slow]
     rows = []
@@ -86,7 +88,13 @@ def main(argv=None) -> int:
             status = f"error {row['error']}" if "error" in row else (
                 f"test {row['test_accuracy']:.2%}, train {row['train_accuracy']:.2%}, {row['seconds']:.0f} s")
             print(f"{name} on {dataset}: {status}", flush=True)
-    datasets = [d for d in args.datasets + ["cifar10"] if any(r["dataset"] == d for r in rows)]
+    if args.merge and Path(args.out).is_file():
+        redone = {(r["experiment"], r["dataset"]) for r in rows}
+        kept = [r for r in json.loads(Path(args.out).read_text())["results"]
+                if (r["experiment"], r["dataset"]) not in redone]
+        order = {name: i for i, name in enumerate(EXPERIMENTS)}
+        rows = sorted(kept + rows, key=lambda r: (r["dataset"], order.get(r["experiment"], len(order))))
+    datasets = [d for d in ["mnist", "fashion-mnist", "kmnist", "cifar10"] if any(r["dataset"] == d for r in rows)]
     report = {"benchmark": "bench_elm", "date": time.strftime("%Y-%m-%d"),
               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "results": rows}
     out = Path(args.out)

@@ -466,9 +466,13 @@ class ForwardForward(Learner):
     layers see length-normalised inputs and no gradient crosses them. Prediction attaches each
     label in turn and picks the one with the most goodness over the layers. The label is appended
     as a one-hot vector scaled to the images' mean norm (overwriting pixels, as the paper does on
-    MNIST's black border, drowns it when every pixel carries signal)."""
+    MNIST's black border, drowns it when every pixel carries signal).
 
-    def __init__(self, hidden: tuple[int, ...] = (500, 500), epochs: int = 10, lr: float = 0.03,
+    lr 0.003 (Adam, mini-batches of 100): the 0.03 of full-batch reference implementations drives
+    every first-layer pre-activation negative within an epoch on MNIST (a dead layer scores 9.8%,
+    one class); a layer that dies raises an error instead of training on silently."""
+
+    def __init__(self, hidden: tuple[int, ...] = (500, 500), epochs: int = 10, lr: float = 0.003,
                  threshold: float = 2.0, batch: int = 100, seed: int = 0):
         self.hidden, self.epochs, self.lr, self.threshold = tuple(hidden), epochs, lr, threshold
         self.batch, self.seed = batch, seed
@@ -482,22 +486,29 @@ class ForwardForward(Learner):
     def _normalise(h):
         return h / (np.linalg.norm(h, axis=1, keepdims=True) + 1e-6)
 
+    @staticmethod
+    def _initial_layers(sizes, rng):
+        """(W, b) per layer: Kaiming-normal weights, zero biases."""
+        return [((rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32), np.zeros(b, np.float32))
+                for a, b in zip(sizes[:-1], sizes[1:])]
+
     def fit(self, X, y, on_progress=None):
         rng = np.random.default_rng(self.seed)
         x = X.reshape(len(X), -1).astype(np.float32)
         self.label_scale = float(np.linalg.norm(x[:2000], axis=1).mean())
         sizes = (x.shape[1] + self.classes,) + self.hidden
-        self.layers = [((rng.standard_normal((a, b)) * np.sqrt(2.0 / a)).astype(np.float32), np.zeros(b, np.float32))
-                       for a, b in zip(sizes[:-1], sizes[1:])]
+        self.layers = self._initial_layers(sizes, rng)
         moments = [[np.zeros_like(W), np.zeros_like(W), np.zeros_like(b), np.zeros_like(b)] for W, b in self.layers]
         step = 0
         for epoch in range(self.epochs):
+            alive = [False] * len(self.layers)
             for idx in np.array_split(rng.permutation(len(x)), len(x) // self.batch):
                 wrong = (y[idx] + rng.integers(1, self.classes, len(idx))) % self.classes
                 pos, neg = self._normalise(self._embed(x[idx], y[idx])), self._normalise(self._embed(x[idx], wrong))
                 step += 1
-                for (W, b), m in zip(self.layers, moments):
+                for layer, ((W, b), m) in enumerate(zip(self.layers, moments)):
                     hp, hn = np.maximum(pos @ W + b, 0), np.maximum(neg @ W + b, 0)
+                    alive[layer] = alive[layer] or bool(hp.any() or hn.any())
                     gp, gn = (hp * hp).sum(axis=1), (hn * hn).sum(axis=1)
                     # loss = softplus(θ − g_pos) + softplus(g_neg − θ); d/dg by the logistic function
                     dp = -1.0 / (1.0 + np.exp(np.clip(gp - self.threshold, -50, 50)))
@@ -512,6 +523,9 @@ class ForwardForward(Learner):
                         ve += 0.001 * grad * grad
                         param -= self.lr * (mo / (1 - 0.9**step)) / (np.sqrt(ve / (1 - 0.999**step)) + 1e-8)
                     pos, neg = self._normalise(hp), self._normalise(hn)
+            if not all(alive):
+                raise RuntimeError(f"ForwardForward: layer {alive.index(False)} died in epoch {epoch + 1} (every "
+                                   f"ReLU output zero for every sample); lower lr (now {self.lr})")
             if on_progress:
                 on_progress((epoch + 1) / self.epochs)
         return self

@@ -81,6 +81,18 @@ def test_gradient_based_comparisons_learn(toy_images):
     assert ForwardForward(hidden=(200, 200), epochs=8).fit(X, y).score(Xt, yt) > 0.5
 
 
+def test_forward_forward_reports_a_dead_layer(toy_images):
+    X, y, _, _ = toy_images
+
+    class Dead(ForwardForward):  # biases so negative that no input can switch a unit on
+        @staticmethod
+        def _initial_layers(sizes, rng):
+            return [(W, b - 100.0) for W, b in ForwardForward._initial_layers(sizes, rng)]
+
+    with pytest.raises(RuntimeError, match="layer 0 died in epoch 1"):
+        Dead(hidden=(50,), epochs=3).fit(X, y)
+
+
 def test_learner_pipelines_feed_activation_statistics(toy_images):
     X, y, Xt, _ = toy_images
     deep = DeepELM(RandomProjection(50, "relu", 0), hidden=(20,), cycles=1).fit(X, y)
