@@ -77,6 +77,37 @@ def test_bpe_encoding_is_per_chunk(bpe, text):
     assert bpe.encode(text, allowed_special="none") == expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(UNICODE_TEXT, min_size=1, max_size=30))
+def test_batched_merging_equals_merging_one_chunk_at_a_time(bpe, texts):
+    chunks = [c for t in texts for c in regex.findall(GPT2_PATTERN, t)] or ["x"]
+    assert bpe._merge_many(chunks) == [bpe._encode_chunk(c) for c in chunks]
+
+
+def test_batched_merging_of_overlapping_runs():
+    """Runs of one repeated pair merge left to right, every other pair, in both paths."""
+    tok = ByteBPETokenizer.train("aaaaaaa bbbb aaa ab" * 30, 262, special_tokens=[])
+    chunks = ["a" * n for n in range(1, 20)] + [" " + "a" * n for n in range(1, 9)] + ["ab" * 5, "b", "ba"]
+    assert tok._merge_many(chunks) == [tok._encode_chunk(c) for c in chunks]
+    fresh = ByteBPETokenizer(tok.merges, [])
+    text = " ".join(chunks * 4)
+    assert fresh.encode(text) == [i for c in regex.findall(GPT2_PATTERN, text) for i in tok._encode_chunk(c)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["def f(x):", "\n", "    ", "\n\n", "café", " naïve", "日本", "x = 1", "\t", " ",
+                                 "🙂", "e\u0301", "\r\n", "# note"]), max_size=60))
+def test_blockwise_pretokenisation_splits_like_the_whole_text(pieces):
+    from ember.text import bpe as bpe_module
+
+    text = "".join(pieces)
+    saved, bpe_module.BLOCK_CHARS = bpe_module.BLOCK_CHARS, 7  # many blocks, cut at every safe newline
+    try:
+        assert bpe_module.pretokenize(text) == regex.findall(GPT2_PATTERN, text)
+    finally:
+        bpe_module.BLOCK_CHARS = saved
+
+
 def test_bpe_compresses_and_decodes_the_training_text(bpe):
     ids = bpe.encode(CORPUS)
     assert bpe.decode(ids) == CORPUS
