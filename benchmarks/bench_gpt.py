@@ -8,10 +8,14 @@ and trained by the same loop; it starts from ember's initial weights and sees th
 
 Measured:
 
+* nanoGPT's own run replayed in both: its initial weights (``torch.manual_seed(1337)``, its init
+  order) and its batches in the order its train.py draws them, evaluation batches included, so
+  the final val loss is comparable with nanoGPT's deterministic 1.886;
 * ms per training iteration: the two runs advance side by side in chunks of 50 iterations
   (interleaved, so both see the same machine load); the median of per-chunk ratios is reported;
-* final val loss: nanoGPT's estimate (mean of 20 random batches) and the loss over the whole
-  validation split (every non-overlapping 64-token window);
+* final val loss: nanoGPT's estimate (its 20 evaluation batches at iteration 2,000) and the loss
+  over the whole validation split (every non-overlapping 64-token window); and the same for
+  ``ember train gpt`` with ember's own initialisation and sampling (seed 1337), ember only;
 * generation, tokens per second at 512 new tokens after a 16-token prompt, with and without the KV
   cache, on a model of the same shape whose context (1,024) holds prompt + 512 tokens (with a
   64-token context the window slides and cached keys go stale: see specs/gpt-kvcache.md);
@@ -36,7 +40,6 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
 
-from ember.data.text import random_windows
 from ember.testing.torch_gpt import build_torch_gpt, copy_gpt_weights
 from ember.train.lm import LMTrainConfig, LMTrainer
 
@@ -66,25 +69,54 @@ def has_avx512() -> bool:
         return False
 
 
-class TorchRun:
-    """The rival: the same model, optimizer groups, schedule, clipping and batches, in PyTorch."""
+class NanoGPTStream:
+    """nanoGPT's own run, replayed: after ``torch.manual_seed(1337)`` its initial weights, then every
+    batch in the order train.py draws them from the same generator (the first training batch, the
+    20 + 20 evaluation batches every ``eval_interval`` iterations, the next training batch after
+    each forward). Both frameworks train on exactly these batches from exactly these weights."""
 
-    def __init__(self, torch, trainer: LMTrainer):
-        self.torch, self.config = torch, trainer.config
-        self.model = copy_gpt_weights(torch, trainer.model, build_torch_gpt(torch, trainer.model.config, sdpa=True),
-                                      torch.float32)
-        c = self.config
-        self.optimizer = self.model.configure_optimizer(c.lr, c.weight_decay, (c.beta1, c.beta2))
-        self.rng = np.random.default_rng(c.seed)  # the same windows as ember's trainer draws
-        self.train_ids = trainer.corpus.train
+    def __init__(self, torch, corpus, config: LMTrainConfig, eval_interval: int = 250):
+        from ember.models.gpt import GPTConfig
+
+        c = config
+        torch.manual_seed(1337)
+        self.model = build_torch_gpt(torch, GPTConfig(block_size=c.block_size, vocab_size=corpus.vocab_size,
+                                                      n_layer=c.n_layer, n_head=c.n_head, n_embd=c.n_embd),
+                                     nanogpt_init=True)
+        offsets = np.arange(c.block_size + 1)
+
+        def draw(ids):
+            ix = torch.randint(len(ids) - c.block_size, (c.batch_size,)).numpy()
+            windows = ids[ix[:, None] + offsets].astype(np.int64)
+            return windows[:, :-1], windows[:, 1:]
+
+        self.train_batches, self.eval_batches = [], {}
+        current = draw(corpus.train)
+        for it in range(c.max_iters + 1):
+            if it % eval_interval == 0 or it == c.max_iters:  # (nanoGPT's 2,000 is a multiple of 250)
+                self.eval_batches[it] = {split: [draw(ids) for _ in range(c.eval_iters)]
+                                         for split, ids in (("train", corpus.train), ("val", corpus.val))}
+            if it == c.max_iters:
+                break
+            self.train_batches.append(current)
+            current = draw(corpus.train)
+
+
+class TorchRun:
+    """The rival: the same model, optimizer groups, schedule and clipping, in PyTorch."""
+
+    def __init__(self, torch, model, config: LMTrainConfig):
+        self.torch, self.config, self.model = torch, config, model
+        c = config
+        self.optimizer = model.configure_optimizer(c.lr, c.weight_decay, (c.beta1, c.beta2))
         self.iter = 0
 
-    def train_step(self) -> float:
+    def train_step(self, batches) -> float:
         torch, c = self.torch, self.config
         for group in self.optimizer.param_groups:
             group["lr"] = c.lr_at(self.iter)
         self.model.train()
-        x, y = random_windows(self.train_ids, c.batch_size, c.block_size, self.rng)
+        x, y = batches[0]
         _, loss = self.model(torch.from_numpy(x), torch.from_numpy(y))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
@@ -97,13 +129,6 @@ class TorchRun:
         with self.torch.no_grad():
             self.model.eval()
             return self.model(self.torch.from_numpy(x), self.torch.from_numpy(y))[1].item()
-
-
-def estimate(loss_on, config: LMTrainConfig, ids) -> float:
-    """nanoGPT's estimate: the mean loss of eval_iters random batches (the same batches for both)."""
-    rng = np.random.default_rng([config.seed, 1])
-    return float(np.mean([loss_on(*random_windows(ids, config.batch_size, config.block_size, rng))
-                          for _ in range(config.eval_iters)]))
 
 
 def whole_split(loss_on, ids, block: int, batch: int = 64) -> float:
@@ -127,42 +152,55 @@ def ember_loss_on(model):
     return loss_on
 
 
-def time_chunk(trainer, rival, steps: int) -> tuple[float, float]:
-    """ms per iteration of ``steps`` ember iterations, then as many PyTorch ones."""
+def time_chunk(trainer, rival, batches) -> tuple[float, float]:
+    """ms per iteration of ember's steps on ``batches``, then PyTorch's on the same."""
     t0 = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
+    for b in batches:
+        trainer.train_step([b])
     t1 = time.perf_counter()
-    for _ in range(steps):
-        rival.train_step()
+    for b in batches:
+        rival.train_step([b])
     t2 = time.perf_counter()
-    return (t1 - t0) / steps * 1e3, (t2 - t1) / steps * 1e3
+    return (t1 - t0) / len(batches) * 1e3, (t2 - t1) / len(batches) * 1e3
+
+
+def side_by_side(torch, config: LMTrainConfig):
+    """ember's trainer and the PyTorch rival, both holding nanoGPT's initial weights, and the stream."""
+    trainer = LMTrainer(config)
+    stream = NanoGPTStream(torch, trainer.corpus, config)
+    state = {k: v.detach().numpy().copy() for k, v in stream.model.state_dict().items() if k != "lm_head.weight"}
+    trainer.model.load_state_dict(state)
+    return trainer, TorchRun(torch, stream.model, config), stream
 
 
 def train_side_by_side(torch, iters: int, data_dir) -> dict:
     config = LMTrainConfig(max_iters=iters, lr_decay_iters=iters, data_dir=data_dir)
-    trainer = LMTrainer(config)
-    rival = TorchRun(torch, trainer)
+    trainer, rival, stream = side_by_side(torch, config)
     ember_ms, torch_ms, ratios = [], [], []
     for start in range(0, iters, CHUNK):
-        n = min(CHUNK, iters - start)
-        e, t = time_chunk(trainer, rival, n)
+        e, t = time_chunk(trainer, rival, stream.train_batches[start:start + CHUNK])
         ember_ms.append(e)
         torch_ms.append(t)
         ratios.append(e / t)
-        print(f"  iter {start + n:>5}: ember {ember_ms[-1]:.1f} ms, torch {torch_ms[-1]:.1f} ms, "
-              f"ratio {ratios[-1]:.3f}", flush=True)
-    val = trainer.corpus.val
+        print(f"  iter {min(start + CHUNK, iters):>5}: ember {e:.1f} ms, torch {t:.1f} ms, ratio {e / t:.3f}",
+              flush=True)
     e_loss, t_loss = ember_loss_on(trainer.model), rival.loss_on
+    final = stream.eval_batches[iters]
+
+    def nanogpt_estimate(loss_on, split):
+        return float(np.mean([loss_on(x, y) for x, y in final[split]]))
+
+    val = trainer.corpus.val
     return {
         "iters": iters,
         "ember_ms_per_iter": float(np.median(ember_ms)),
         "torch_ms_per_iter": float(np.median(torch_ms)),
         "step_time_ratio_median": float(np.median(ratios)),
         "step_time_ratio_quartiles": [float(q) for q in np.percentile(ratios, [25, 75])],
-        "ember_val_loss_estimate": estimate(e_loss, config, val),
-        "torch_val_loss_estimate": estimate(t_loss, config, val),
-        "ember_train_loss_estimate": estimate(e_loss, config, trainer.corpus.train),
+        "ember_val_loss_estimate": nanogpt_estimate(e_loss, "val"),
+        "torch_val_loss_estimate": nanogpt_estimate(t_loss, "val"),
+        "ember_train_loss_estimate": nanogpt_estimate(e_loss, "train"),
+        "torch_train_loss_estimate": nanogpt_estimate(t_loss, "train"),
         "ember_val_loss_whole_split": whole_split(e_loss, val, config.block_size),
         "torch_val_loss_whole_split": whole_split(t_loss, val, config.block_size),
         "sample": trainer.corpus.tokenizer.decode(trainer.model.generate(
@@ -170,12 +208,23 @@ def train_side_by_side(torch, iters: int, data_dir) -> dict:
     }
 
 
+def ember_own_run(iters: int, data_dir) -> dict:
+    """`ember train gpt` as a user runs it: ember's own initialisation and data order (seed 1337)."""
+    trainer = LMTrainer(LMTrainConfig(max_iters=iters, lr_decay_iters=iters, eval_interval=iters, data_dir=data_dir))
+    history = trainer.run(progress=False)
+    return {"val_loss_estimate": history[-1]["val_loss"], "train_loss_estimate": history[-1]["train_loss"],
+            "val_loss_whole_split": whole_split(ember_loss_on(trainer.model), trainer.corpus.val,
+                                                trainer.config.block_size)}
+
+
 def step_ratio(torch, rounds: int, steps: int, data_dir) -> dict:
     """Only the per-iteration time ratio, interleaved in rounds (for the BLAS-kernel comparison)."""
-    trainer = LMTrainer(LMTrainConfig(data_dir=data_dir))
-    rival = TorchRun(torch, trainer)
-    time_chunk(trainer, rival, 5)  # warm-up
-    e_ms, t_ms = zip(*(time_chunk(trainer, rival, steps) for _ in range(rounds)))
+    config = LMTrainConfig(max_iters=(rounds + 1) * steps, data_dir=data_dir)
+    trainer, rival, stream = side_by_side(torch, config)
+    batches = stream.train_batches
+    time_chunk(trainer, rival, batches[:5])  # warm-up
+    e_ms, t_ms = zip(*(time_chunk(trainer, rival, batches[steps * (r + 1): steps * (r + 2)])
+                       for r in range(rounds)))
     ratios = np.array(e_ms) / np.array(t_ms)
     return {"openblas_kernels": openblas_kernels(), "rounds": rounds, "steps_per_round": steps,
             "ember_ms_per_iter": float(np.median(e_ms)), "torch_ms_per_iter": float(np.median(t_ms)),
@@ -226,10 +275,12 @@ def markdown(r: dict) -> str:
         "|---|---:|---:|---:|",
         f"| ms per training iteration (median of {t['iters'] // CHUNK} interleaved chunks) | "
         f"{t['ember_ms_per_iter']:.1f} | {t['torch_ms_per_iter']:.1f} | **{t['step_time_ratio_median']:.2f}x** |",
-        f"| val loss after {t['iters']} iterations (nanoGPT's 20-batch estimate) | "
+        f"| val loss after {t['iters']} iterations (nanoGPT's estimate: its 20 batches) | "
         f"**{t['ember_val_loss_estimate']:.3f}** | {t['torch_val_loss_estimate']:.3f} | |",
         f"| val loss over the whole validation split | {t['ember_val_loss_whole_split']:.3f} | "
         f"{t['torch_val_loss_whole_split']:.3f} | |",
+        f"| `ember train gpt` (ember's own init and batches, seed 1337): val loss, 20-batch estimate / whole split | "
+        f"{r['ember_own_run']['val_loss_estimate']:.3f} / {r['ember_own_run']['val_loss_whole_split']:.3f} | | |",
         f"| generation, tokens/s with the KV cache (512 new, context 1024) | {g['ember_cached']:.0f} | | |",
         f"| generation, tokens/s recomputing the context | {g['ember_uncached']:.0f} | {g['torch_uncached']:.0f} | "
         f"{g['torch_uncached'] / g['ember_uncached']:.2f}x |",
@@ -264,6 +315,8 @@ def main(argv=None) -> int:
     }
     print(f"training nanoGPT's CPU recipe for {args.iters} iterations, ember and PyTorch side by side", flush=True)
     result["training"] = train_side_by_side(torch, args.iters, args.data_dir)
+    print("ember train gpt with its own initialisation and data order", flush=True)
+    result["ember_own_run"] = ember_own_run(args.iters, args.data_dir)
     print("generation with and without the KV cache", flush=True)
     result["generation"] = generation(torch)
     result["blas_variants"] = []

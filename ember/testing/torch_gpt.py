@@ -13,8 +13,13 @@ import math
 import numpy as np
 
 
-def build_torch_gpt(torch, config, sdpa: bool = True):
-    """A torch.nn.Module twin of ``ember.models.GPT(config)`` (same names, same init recipe)."""
+def build_torch_gpt(torch, config, sdpa: bool = True, nanogpt_init: bool = False):
+    """A torch.nn.Module twin of ``ember.models.GPT(config)`` (same names, same init recipe).
+
+    ``nanogpt_init``: draw the initial weights in nanoGPT's exact order (``self.apply(_init_weights)``
+    over modules, the tied head drawn twice, then every c_proj re-drawn), so that after
+    ``torch.manual_seed(1337)`` the weights are nanoGPT's own.
+    """
     nn, F = torch.nn, torch.nn.functional
     c = config
 
@@ -83,12 +88,25 @@ def build_torch_gpt(torch, config, sdpa: bool = True):
             })
             self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
             self.transformer.wte.weight = self.lm_head.weight
+            if nanogpt_init:
+                self.apply(self._nanogpt_init)
+                for name, p in self.named_parameters():
+                    if name.endswith("c_proj.weight"):
+                        nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * c.n_layer))
+                return
             for name, p in self.named_parameters():
                 if p.dim() >= 2:
                     std = 0.02 / math.sqrt(2 * c.n_layer) if name.endswith("c_proj.weight") else 0.02
                     nn.init.normal_(p, 0.0, std)
                 elif name.endswith("bias"):
                     nn.init.zeros_(p)
+
+        @staticmethod
+        def _nanogpt_init(module):
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, 0.0, 0.02)
+                if getattr(module, "bias", None) is not None:
+                    nn.init.zeros_(module.bias)
 
         def forward(self, idx, targets=None):
             t = idx.size(1)

@@ -144,16 +144,22 @@ class LMTrainer:
             corpus.tokenizer.save(Path(c.out) / TOKENIZER_FILE)
 
     # -- one iteration ------------------------------------------------------------------------
-    def train_step(self) -> float:
-        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss."""
+    def train_step(self, batches=None) -> float:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss.
+
+        ``batches``: the (x, y) micro-batches to use instead of drawing them (to replay another
+        run's data order, as ``benchmarks/bench_gpt.py`` replays nanoGPT's)."""
         c, model, opt = self.config, self.model, self.optimizer
         lr = c.lr_at(self.iter)
         for group in opt.param_groups:
             group["lr"] = lr
         model.train()
         total = 0.0
-        for _ in range(c.grad_accum):
-            x, y = random_windows(self.corpus.train, c.batch_size, c.block_size, self.data_rng)
+        for micro in range(c.grad_accum):
+            if batches is None:
+                x, y = random_windows(self.corpus.train, c.batch_size, c.block_size, self.data_rng)
+            else:
+                x, y = batches[micro]
             _, loss = model(x, y)
             (loss * (1.0 / c.grad_accum) if c.grad_accum > 1 else loss).backward()
             total += loss.item()

@@ -196,3 +196,16 @@ def test_dropout_makes_training_stochastic_and_eval_deterministic():
     assert not np.allclose(a, b)
     model.eval()
     np.testing.assert_array_equal(model(idx).numpy(), model(idx).numpy())
+
+
+def test_the_torch_twin_can_draw_nanogpts_own_initial_weights(torch):
+    config = GPTConfig(**{**SMALL, "n_layer": 3})
+    torch.manual_seed(1337)
+    a = build_torch_gpt(torch, config, nanogpt_init=True)
+    torch.manual_seed(1337)
+    b = build_torch_gpt(torch, config, nanogpt_init=True)
+    for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), name
+    assert a.lm_head.weight is a.transformer.wte.weight
+    residual = a.transformer.h[0].mlp.c_proj.weight.std().item()
+    assert residual < 0.02 / math.sqrt(2 * 3) * 1.5 < 0.02 * 0.8

@@ -164,3 +164,17 @@ def test_the_saved_model_generates_what_the_trainer_would(shakespeare_model):
     assert meta["extra"]["iter"] == 400
     prompt = tokenizer.encode("ROMEO:\n")
     assert list(model.generate(prompt, 30, seed=3)) == list(trainer.model.generate(prompt, 30, seed=3))
+
+
+def test_train_step_can_replay_given_batches(corpus_file):
+    """Two trainers from the same seed: one draws its batches, the other is handed the same ones."""
+    from ember.data.text import random_windows
+
+    cfg = LMTrainConfig(data=str(corpus_file), max_iters=4, **TINY)
+    drawn, replayed = LMTrainer(cfg), LMTrainer(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    for _ in range(4):
+        drawn.train_step()
+        replayed.train_step([random_windows(replayed.corpus.train, cfg.batch_size, cfg.block_size, rng)])
+    for (name, a), (_, b) in zip(drawn.model.named_parameters(), replayed.model.named_parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
