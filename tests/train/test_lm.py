@@ -110,10 +110,8 @@ def test_learning_rate_schedule_is_nanogpts():
 
 
 @pytest.fixture(scope="module")
-def shakespeare_model(tmp_path_factory):
-    from tests.conftest import data_root
-
-    root = data_root()
+def shakespeare_model(tmp_path_factory, ember_data):
+    root = ember_data
     if root is None or not (root / "tinyshakespeare" / "input.txt").exists():
         pytest.skip("Tiny Shakespeare not found: set EMBER_DATA to a folder with tinyshakespeare/input.txt")
     out = tmp_path_factory.mktemp("shakespeare")
