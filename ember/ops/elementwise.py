@@ -336,29 +336,34 @@ _AS_P = 0.3275911
 _AS_COEFFS = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
 
 
+_AS_P_HALF = _AS_P * _INV_SQRT_2  # t = 1/(1 + p·|a|/√2), the 1/√2 folded in
+_AS_HALF_COEFFS = tuple(-0.5 * c for c in _AS_COEFFS)  # the -½ of Φ(-|a|) = ½·poly·exp, folded in
+
+
 def normal_cdf_and_density(xp, a):
-    """Φ(a) and φ(a) of the standard normal: float32 by A&S 7.1.26 (one exp shared by both), else SciPy."""
+    """Φ(a) and φ(a) of the standard normal: float32 by A&S 7.1.26 (one exp shared by both), else SciPy.
+
+    21 element-wise passes, constants folded into the coefficients.
+    """
     if a.dtype != xp.float32:
         return 0.5 * (1 + special(xp).erf(a * _INV_SQRT_2)), _INV_SQRT_2PI * xp.exp(-0.5 * a * a)
-    z = xp.abs(a)
-    z *= _INV_SQRT_2
-    t = z * _AS_P
+    t = xp.abs(a)
+    t *= _AS_P_HALF
     t += 1.0
     xp.reciprocal(t, out=t)
-    poly = t * _AS_COEFFS[0]
-    for c in _AS_COEFFS[1:]:
+    poly = t * _AS_HALF_COEFFS[0]
+    for c in _AS_HALF_COEFFS[1:]:
         poly += c
         poly *= t
-    z *= z
-    xp.negative(z, out=z)
-    xp.exp(z, out=z)  # exp(-a²/2)
-    poly *= z
-    poly *= -0.5
+    e = xp.square(a, out=t)  # t is no longer needed
+    e *= -0.5
+    xp.exp(e, out=e)  # exp(-a²/2)
+    poly *= e  # -Φ(-|a|)
     poly += 0.5  # 0.5 - Φ(-|a|) >= 0
     xp.copysign(poly, a, out=poly)
     poly += 0.5  # Φ(a) = 0.5 + sign(a)·(0.5 - Φ(-|a|)); xp.where took 2 ms of the 3 here
-    z *= _INV_SQRT_2PI
-    return poly, z
+    e *= _INV_SQRT_2PI
+    return poly, e
 
 
 class GELU(Function):
