@@ -25,7 +25,8 @@ import json
 import os
 import re
 from collections import Counter, defaultdict
-from itertools import chain
+from itertools import chain, compress, repeat
+from operator import is_
 from pathlib import Path
 
 import numpy as np
@@ -157,19 +158,22 @@ class ByteBPETokenizer:
         return pretokenize(text, self._split, self._ascii_split)
 
     def _encode_ordinary(self, text: str) -> list[int]:
-        chunks = self._chunks(text)
+        return list(chain.from_iterable(self._ids_of_chunks(self._chunks(text))))
+
+    def _ids_of_chunks(self, chunks: list[str]) -> list[list[int]]:
+        """Each chunk's ids, from the cache; the new chunks are merged together first."""
         cache = self._cache
+        if len(cache) >= CACHE_LIMIT:  # bounded between calls; one call may add all its chunks
+            cache.clear()
         parts = list(map(cache.get, chunks))  # C-speed lookups; None where the chunk is new
         if None in parts:
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            new = list(dict.fromkeys(c for c, ids in zip(chunks, parts) if ids is None))
+            new = list(dict.fromkeys(compress(chunks, map(is_, parts, repeat(None)))))
             if len(new) >= BATCH_MERGE_MIN and self.merges:
                 cache.update(zip(new, self._merge_many(new)))
             else:
                 cache.update((c, self._encode_chunk(c)) for c in new)
-            parts = [ids if ids is not None else cache[c] for c, ids in zip(chunks, parts)]
-        return list(chain.from_iterable(parts))
+            parts = list(map(cache.__getitem__, chunks))
+        return parts
 
     def _merge_many(self, chunks: list[str]) -> list[list[int]]:
         """BPE of many chunks at once, in NumPy: what ``_encode_chunk`` gives each, in rounds.
@@ -218,8 +222,9 @@ class ByteBPETokenizer:
             ids, seg = ids[keep], seg[keep]
         ids, seg = np.concatenate(done_ids), np.concatenate(done_seg)
         order = np.argsort(seg, kind="stable")
-        ids, seg = ids[order], seg[order]
-        return [part.tolist() for part in np.split(ids, np.cumsum(np.bincount(seg, minlength=len(data)))[:-1])]
+        flat = ids[order].tolist()
+        ends = np.cumsum(np.bincount(seg, minlength=len(data))).tolist()
+        return [flat[a:b] for a, b in zip([0] + ends[:-1], ends)]
 
     def encode(self, text: str, allowed_special: str | set = "all") -> list[int]:
         """Token ids of ``text``. Special-token strings become their ids when allowed ('all', a set of
@@ -229,12 +234,19 @@ class ByteBPETokenizer:
         if not self._special_split or allowed_special == "none":
             return self._encode_ordinary(text)
         allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
-        out = []
+        chunks, specials = [], []  # specials: (chunks before it, its id); all chunks looked up at once
         for i, part in enumerate(self._special_split.split(text)):
             if i % 2 and part in allowed:
-                out.append(self.special_tokens[part])
+                specials.append((len(chunks), self.special_tokens[part]))
             elif part:
-                out.extend(self._encode_ordinary(part))
+                chunks += self._chunks(part)
+        parts = self._ids_of_chunks(chunks)
+        out, start = [], 0
+        for at, special in specials:
+            out.extend(chain.from_iterable(parts[start:at]))
+            out.append(special)
+            start = at
+        out.extend(chain.from_iterable(parts[start:]))
         return out
 
     def decode_bytes(self, ids) -> bytes:

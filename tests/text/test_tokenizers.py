@@ -235,3 +235,16 @@ def test_token_strings_use_gpt2_byte_characters(bpe):
     assert strings[-1] == "<|endoftext|>" and len(strings) == bpe.vocab_size
     assert len(set(strings)) == len(strings)
     assert np.all(np.diff(sorted(map(ord, bytes_to_unicode().values()))) > 0)
+
+
+def test_the_chunk_cache_is_bounded_and_never_changes_the_ids(bpe, monkeypatch):
+    from ember.text import bpe as bpe_module
+
+    fresh = ByteBPETokenizer(bpe.merges, list(bpe.special_tokens))
+    expected = [bpe.encode(t) for t in (CORPUS, CORPUS[::-1], CORPUS.upper())]
+    monkeypatch.setattr(bpe_module, "CACHE_LIMIT", 10)
+    for text, ids in zip((CORPUS, CORPUS[::-1], CORPUS.upper()), expected):
+        assert fresh.encode(text) == ids
+        # over the limit, the cache was emptied before this call: it holds this text's chunks only
+        assert set(fresh._cache) <= set(regex.findall(GPT2_PATTERN, text))
+    assert fresh.encode(CORPUS) == expected[0]
