@@ -47,3 +47,15 @@ def print_json(obj: dict) -> None:
 
 def say(text: str) -> None:
     print(text, flush=True, file=sys.stdout)
+
+
+def epoch_reporter(args):
+    """The per-epoch line (and JSON record with --json) of the image-classification trainers."""
+
+    def report(s):
+        say(f"epoch {s.epoch:>3}/{args.epochs}  loss {s.loss:.4f}  train acc {s.train_accuracy:.2%}  "
+            f"test acc {s.test_accuracy:.2%}  {s.seconds:.1f} s")
+        if args.json:
+            print_json({"event": "epoch", **s.as_dict()})
+
+    return report

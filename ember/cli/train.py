@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from . import train_gpt, train_kan
-from .common import add_data_args, non_negative_int, positive_float, positive_int, print_json, say
+from .common import add_data_args, epoch_reporter, non_negative_int, positive_float, positive_int, print_json, say
 
 MODEL_DEFAULTS = {  # the reference recipes: Adam, lr 1e-3 with cosine decay; batch 128 (MLP) or 64 (LeNet-5)
     "mlp": {"batch_size": 128},
@@ -69,11 +69,7 @@ def run(args) -> int:
         f"{len(train_set):,} train / {len(test_set):,} test images, {args.optimizer} lr {args.lr}, "
         f"({args.schedule}), batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}")
 
-    def report(s):
-        say(f"epoch {s.epoch:>3}/{args.epochs}  loss {s.loss:.4f}  train acc {s.train_accuracy:.2%}  "
-            f"test acc {s.test_accuracy:.2%}  {s.seconds:.1f} s")
-        if args.json:
-            print_json({"event": "epoch", **s.as_dict()})
+    report = epoch_reporter(args)
 
     start = time.perf_counter()
     history = fit(model, optimizer, train_loader, test_loader, args.epochs, on_epoch=report,

@@ -6,7 +6,7 @@ import argparse
 import math
 import time
 
-from .common import UsageError, non_negative_int, positive_float, positive_int, print_json, say
+from .common import UsageError, epoch_reporter, non_negative_int, positive_float, positive_int, print_json, say
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -97,11 +97,7 @@ def _run_images(args) -> int:
         f"{model.num_parameters():,} parameters) on {args.dataset}: AdamW lr {lr} (cosine), "
         f"weight decay {args.weight_decay}, clip {args.grad_clip}, batch {args.batch_size}, {args.epochs} epochs")
 
-    def report(s):
-        say(f"epoch {s.epoch:>3}/{args.epochs}  loss {s.loss:.4f}  train acc {s.train_accuracy:.2%}  "
-            f"test acc {s.test_accuracy:.2%}  {s.seconds:.1f} s")
-        if args.json:
-            print_json({"event": "epoch", **s.as_dict()})
+    report = epoch_reporter(args)
 
     start = time.perf_counter()
     history = fit(model, opt, loader, DataLoader(test_set, batch_size=1000), args.epochs, on_epoch=report,

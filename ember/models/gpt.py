@@ -127,10 +127,13 @@ class GPT(nn.Module):
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
 
-    def num_parameters(self, non_embedding: bool = True) -> int:
-        """Parameters, the tied token embedding counted once and (by default) the positions left out."""
-        n = super().num_parameters()
-        return n - self.transformer["wpe"].weight.numel() if non_embedding else n
+    def num_parameters(self, trainable_only: bool = False, non_embedding: bool = True) -> int:
+        """Parameters, the tied token embedding counted once and (by default, as nanoGPT reports) the
+        position embedding left out."""
+        n = super().num_parameters(trainable_only)
+        wpe = self.transformer["wpe"].weight
+        counted = not trainable_only or wpe.requires_grad
+        return n - wpe.numel() if non_embedding and counted else n
 
     def forward(self, idx, targets=None):
         """Logits (B, T, V) for token ids (B, T); with targets, also the mean next-token cross-entropy

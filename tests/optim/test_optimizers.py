@@ -157,7 +157,9 @@ def test_adam_matches_torch(torch, name, config):
 
 def test_adamw_default_weight_decay_matches_torch(torch):
     """AdamW's default weight decay is PyTorch's (0.01), and it is decoupled from the gradient."""
-    run_in_lockstep(torch, lambda ps: optim.AdamW(ps, lr=0.05), lambda tps: torch.optim.AdamW(tps, lr=0.05))
+    _, _, ours, theirs = run_in_lockstep(torch, lambda ps: optim.AdamW(ps, lr=0.05),
+                                         lambda tps: torch.optim.AdamW(tps, lr=0.05))
+    assert ours.param_groups[0]["weight_decay"] == theirs.param_groups[0]["weight_decay"] == 0.01
 
 
 def test_adam_and_adamw_weight_decay_differ():
