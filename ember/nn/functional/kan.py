@@ -1,0 +1,43 @@
+"""B-spline bases and the fused KAN layer."""
+
+from __future__ import annotations
+
+from ... import backend
+from ...ops import bspline as BS
+from ...ops import kan as K
+from ...tensor import Tensor, apply
+from .checks import _same_dtype
+
+
+def bspline_basis(x: Tensor, knots, k: int, uniform: bool | None = None) -> Tensor:
+    """B-spline bases of order k: x (..., n_inputs) with knots (n_inputs, G+2k+1) -> (..., n_inputs, G+k).
+
+    Differentiable in x (analytic derivative). ``uniform`` (evenly spaced rows) is detected when None.
+    """
+    knots_arr = knots.data if isinstance(knots, Tensor) else backend.device_of(x.data).xp.asarray(knots)
+    _check_knots(knots_arr, k, x.shape[-1] if x.ndim else 1, "bspline_basis")
+    if uniform is None:
+        uniform = BS.is_uniform(backend.to_device(knots_arr, backend.CPU))
+    return apply(BS.BSplineBasis, x, knots=knots_arr.astype(x.dtype, copy=False), k=int(k), uniform=bool(uniform))
+
+
+def _check_knots(knots, k, n_inputs, name):
+    if k < 1:
+        raise ValueError(f"{name}: spline order k must be >= 1, got {k}")
+    if knots.ndim != 2 or knots.shape[0] != n_inputs or knots.shape[1] < 2 * k + 2:
+        raise ValueError(
+            f"{name}: knots must be (n_inputs={n_inputs}, G+2k+1 >= {2 * k + 2}) for order {k}, got {knots.shape}"
+        )
+    if not bool((knots[:, 1:] > knots[:, :-1]).all()):
+        raise ValueError(f"{name}: knots must be strictly increasing along each row")
+
+
+def kan_linear(x: Tensor, base_weight: Tensor, spline_weight: Tensor, spline_scaler: Tensor | None, knots,
+               k: int, uniform: bool | None = None) -> Tensor:
+    """The KAN layer y = silu(x) @ w_bᵀ + B(x) @ (c·w_s)ᵀ as one fused op (see ember/ops/kan.py)."""
+    _same_dtype("kan_linear", x, base_weight, spline_weight, spline_scaler)
+    knots_arr = knots.data if isinstance(knots, Tensor) else knots
+    if uniform is None:
+        uniform = BS.is_uniform(backend.to_device(knots_arr, backend.CPU))
+    args = (x, base_weight, spline_weight) + ((spline_scaler,) if spline_scaler is not None else ())
+    return apply(K.KANLinear, *args, knots=knots_arr, k=int(k), uniform=bool(uniform))
