@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 _grad_enabled = True
 
 
@@ -70,12 +72,30 @@ class Function:
 
     The dispatcher sets ``ctx.xp`` (the array module) and ``ctx.needs_input_grad`` (a tuple of
     bools, or ``None`` when no graph is recorded) before ``forward``. ``backward`` must treat
-    ``grad`` as read-only (it may be shared with other nodes) and return gradients already
-    reduced to each input's shape.
+    ``grad`` as read-only, and return gradients already reduced to each input's shape: ``grad``
+    itself, views of it, or new arrays that the op does not keep (the graph walk may hand them to
+    a leaf's ``.grad`` and add into them in place).
+
+    Two class attributes declare how an op's arrays relate to its tensors:
+
+    ``saves``
+        What ``backward`` reads by reference: input positions (ints), ``"inputs"`` (all of them)
+        and/or ``"out"`` (the output). ``None``, the default, means all inputs and the output.
+        Their version counters are recorded at forward time and checked before ``backward``, so
+        a saved tensor changed in place in between is an error, not a wrong gradient.
+        Copies and derived arrays (a padded copy, a product) need no declaration.
+    ``returns_view``
+        The output may share memory with input 0 (reshape, slicing, transpose); the output
+        tensor then shares input 0's version counter, so writes through either are seen.
     """
 
+    saves: tuple | None = None
+    returns_view = False
+
     inputs: tuple | None = None  # the input tensors; None once the node is released
+    parents: tuple | None = None  # each input's producing node at record time (None for leaves)
     needs_input_grad: tuple | None = None
+    saved_versions: tuple = ()  # ((version box, version at forward, input index or -1 for the output), ...)
 
     def forward(ctx, *arrays, **attrs):
         raise NotImplementedError
@@ -90,6 +110,30 @@ class Function:
     @property
     def name(self) -> str:
         return type(self).__name__
+
+    def check_saved_versions(self) -> None:
+        """Raise if a tensor that backward reads was modified in place after the forward pass."""
+        for box, version, which in self.saved_versions:
+            if box[0] != version:
+                if which < 0:
+                    what = "output"
+                else:
+                    t = self.inputs[which]
+                    what = f"input {which} (shape {tuple(t.data.shape)}, {t.data.dtype})"
+                raise RuntimeError(
+                    f"ember: {self.name} needs its {what} to compute the gradient, but that tensor was "
+                    f"modified by an in-place operation after the forward pass (it is at version {box[0]}; "
+                    f"expected version {version}). Modify a .clone() instead, or compute the gradient "
+                    "before changing it."
+                )
+
+
+_CROSSED = {(True, True): (0, 1), (True, False): (1,), (False, True): (0,), (False, False): ()}
+
+
+def crossed_saves(needs) -> tuple:
+    """``saves`` of a product of inputs 0 and 1 (plus, say, a bias): each is read only for the other's gradient."""
+    return () if needs is None else _CROSSED[needs[:2]]
 
 
 def _topological_order(root: Function) -> list[Function]:
@@ -106,30 +150,46 @@ def _topological_order(root: Function) -> list[Function]:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        for t in node.inputs or ():
-            parent = t._node
+        for parent in node.parents or ():
             if parent is not None and id(parent) not in visited:
                 stack.append((parent, False))
     order.reverse()
     return order
 
 
+def _owned_flags(grads, g, g_owned: bool) -> list[bool]:
+    """For each gradient an op returned: may its receiver write into it?
+
+    Only an array that nobody else holds: a new array that owns its memory (``base`` is None: not
+    a view, not a broadcast), or ``g`` itself when the walk owned ``g``, and returned for one input
+    only. An array returned for two inputs (``x + x``'s backward hands ``g`` to both) is shared.
+    """
+    flags = [tg is not None and (g_owned if tg is g else tg.base is None) for tg in grads]
+    if len(grads) > 1:
+        for i, tg in enumerate(grads):
+            if flags[i] and any(other is tg for j, other in enumerate(grads) if j != i):
+                flags[i] = False
+    return flags
+
+
 def backward(root, grad, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (the gradient of some scalar w.r.t. ``root``) to every leaf that needs it.
 
-    Gradients flowing into the same intermediate are summed out of place (never in place:
-    an op may hand the same array to several inputs). Leaves accumulate into ``.grad``.
-    Unless ``retain_graph``, every visited node is released afterwards.
+    Gradient buffers have one owner at a time. Each pending gradient is kept with a flag that
+    says whether the walk owns it: only owned buffers are added into in place or stored as a
+    leaf's ``.grad``; shared ones (the caller's array, an array an op handed to two inputs, a
+    view) are added out of place and copied before a leaf keeps them. Before each node's
+    backward, the tensors it saved are checked for in-place changes. Unless ``retain_graph``,
+    every visited node is released afterwards.
     """
     top = root._node
     if top is None:
-        root._accumulate_grad(grad, {id(grad)})
+        root._accumulate_grad(grad, owned=False)
         return
-    pending = {id(top): grad}
-    given_to_leaves: set[int] = {id(grad)}  # the caller's array is never stored as a .grad
+    pending: dict[Function, tuple] = {top: (grad, False)}  # node -> (gradient of its output, owned)
     for node in _topological_order(top):
-        g = pending.pop(id(node), None)
-        if g is None:
+        entry = pending.pop(node, None)
+        if entry is None:
             if not retain_graph:
                 node.release()
             continue
@@ -139,18 +199,36 @@ def backward(root, grad, retain_graph: bool = False) -> None:
                 f"ember: trying to backward through {node.name} a second time, but its saved arrays "
                 "were freed after the first backward. Pass retain_graph=True to the first call."
             )
+        if node.saved_versions:
+            node.check_saved_versions()
+        g, g_owned = entry
         grads = node.backward(g)
         if type(grads) is not tuple:
             grads = (grads,)
-        for t, tg in zip(inputs, grads):
-            if tg is None or not t.requires_grad:
+        owned = _owned_flags(grads, g, g_owned) if len(grads) > 1 else None
+        needs, parents = node.needs_input_grad, node.parents
+        for i, tg in enumerate(grads):
+            if tg is None or not needs[i]:
                 continue
-            parent = t._node
+            t = inputs[i]
+            if tg.shape != t.data.shape:
+                raise RuntimeError(
+                    f"ember: internal error: {node.name}.backward returned a gradient of shape {tg.shape} "
+                    f"for input {i} of shape {t.data.shape}"
+                )
+            own = owned[i] if owned else (g_owned if tg is g else tg.base is None)
+            if own and isinstance(tg, np.generic):  # NumPy's 0-d reductions give immutable scalars
+                tg = np.asarray(tg)
+            parent = parents[i]
             if parent is None:
-                t._accumulate_grad(tg, given_to_leaves)
+                t._accumulate_grad(tg, own)
+                continue
+            prev = pending.get(parent)
+            if prev is None:
+                pending[parent] = (tg, own)
+            elif prev[1]:
+                prev[0].__iadd__(tg)  # the walk owns the buffer: add in place
             else:
-                key = id(parent)
-                prev = pending.get(key)
-                pending[key] = tg if prev is None else prev + tg
+                pending[parent] = (prev[0] + tg, True)
         if not retain_graph:
             node.release()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, as_array
+from .tensor import Tensor, _wrap, as_array
 
 
 def _dev(device) -> backend.Device:
@@ -23,8 +23,7 @@ def _shape(shape) -> tuple:
 
 
 def _leaf(data, requires_grad: bool) -> Tensor:
-    t = Tensor.__new__(Tensor)
-    t.data, t.grad, t._node, t.requires_grad = data, None, None, False
+    t = _wrap(data, None)
     if requires_grad:
         t.requires_grad_(True)
     return t

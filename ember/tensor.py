@@ -37,6 +37,7 @@ def _wrap(data, node) -> Tensor:
     t.grad = None
     t.requires_grad = node is not None
     t._node = node
+    t._vbox = [0, False]
     return t
 
 
@@ -56,8 +57,42 @@ def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
         raise type(exc)(_describe_failure(cls, inputs, exc)) from exc
     if record:
         fn.inputs = inputs
-        return _wrap(out, fn)
-    return _wrap(out, None)
+        fn.parents = tuple([t._node for t in inputs])
+        result = _wrap(out, fn)
+        saves = fn.saves  # an op may set it in forward when it depends on the inputs
+        if saves is None or saves:
+            fn.saved_versions = _saved_versions(inputs, saves, result)
+    else:
+        result = _wrap(out, None)
+    if cls.returns_view:
+        _share_version_if_view(result, inputs[0])
+    return result
+
+
+def _saved_versions(inputs, saves, out) -> list:
+    """(version box, current version, which) for each tensor an op declared it saves; which = -1: the output."""
+    entries = []
+    for s in _ALL_SAVED if saves is None else saves:
+        if s.__class__ is int:
+            box = inputs[s]._vbox
+            entries.append((box, box[0], s))
+        elif s == "out":
+            entries.append((out._vbox, out._vbox[0], -1))
+        else:  # "inputs"
+            entries.extend([(t._vbox, t._vbox[0], i) for i, t in enumerate(inputs)])
+    return entries
+
+
+_ALL_SAVED = ("inputs", "out")
+
+
+def _share_version_if_view(view: Tensor, base: Tensor) -> None:
+    """A view shares its base's version counter, so a write through either is seen by both."""
+    a, b = view.data, base.data
+    if a is b or _xp_of(a).may_share_memory(a, b):
+        box = base._vbox
+        box[1] = True
+        view._vbox = box
 
 
 def _describe_failure(cls, inputs, exc) -> str:
@@ -119,13 +154,16 @@ class Tensor:
         tensor([[2., 4.]], dtype=float32)
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_node", "__weakref__")
+    # _vbox is [version, viewed]: the count of in-place writes to the memory, shared with every
+    # view of it, and whether a view (or a detached alias) of the memory was ever made.
+    __slots__ = ("data", "grad", "requires_grad", "_node", "_vbox", "__weakref__")
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
         self.data = as_array(data, dtype, device)
         self.grad = None
         self._node = None
+        self._vbox = [0, False]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -251,9 +289,21 @@ class Tensor:
         self.requires_grad = bool(mode)
         return self
 
+    @property
+    def _version(self) -> int:
+        """How many in-place writes this tensor's memory has seen (PyTorch's ``_version``)."""
+        return self._vbox[0]
+
+    def _bump_version(self) -> None:
+        """Record an in-place write made to ``.data`` directly (optimizers, initialisers, loaders)."""
+        self._vbox[0] += 1
+
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return _wrap(self.data, None)
+        """The same data, cut from the graph; it shares the version counter (writes through it are seen)."""
+        t = _wrap(self.data, None)
+        t._vbox = self._vbox
+        self._vbox[1] = True
+        return t
 
     def clone(self) -> Tensor:
         return apply(S.Copy, self)
@@ -281,22 +331,20 @@ class Tensor:
                 raise ValueError(f"backward(): gradient has shape {grad.shape} but the tensor has {self.shape}")
         _autograd.backward(self, grad, retain_graph=retain_graph)
 
-    def _accumulate_grad(self, g, given_to_leaves: set) -> None:
-        """Add ``g`` into ``.grad``; the stored array is always owned by this tensor alone."""
+    def _accumulate_grad(self, g, owned: bool) -> None:
+        """Add ``g`` into ``.grad``; the stored array is always owned by this tensor alone.
+
+        ``owned`` says the graph walk hands ``g`` over for good (nobody else holds it), so it
+        can become ``.grad`` without a copy; anything else is copied first.
+        """
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
+            owned = True
         if g.shape != self.data.shape:
             raise RuntimeError(f"internal error: gradient of shape {g.shape} for a tensor of shape {self.shape}")
         if self.grad is None:
-            flags = getattr(g, "flags", None)
-            if (
-                flags is None
-                or not flags.owndata
-                or not getattr(flags, "writeable", True)
-                or id(g) in given_to_leaves
-            ):
+            if not owned:
                 g = _xp_of(g).array(g, copy=True)
-            given_to_leaves.add(id(g))
             self.grad = _wrap(g, None)
         else:
             self.grad.data += g
@@ -503,13 +551,17 @@ class Tensor:
         return apply(S.GetItem, self, index=_index_arrays(index, self))
 
     def __setitem__(self, index, value) -> None:
-        if self.requires_grad and _autograd._grad_enabled:
-            raise RuntimeError(
-                "in-place assignment into a tensor that requires grad would corrupt its gradient; "
-                "build a new tensor (ember.where, ember.cat) or assign under ember.no_grad()"
-            )
-        value = value.data if isinstance(value, Tensor) else value
-        self.data[_index_arrays(index, self)] = value
+        """``x[index] = value`` in place. Recorded in the graph when ``x`` or ``value`` needs a gradient:
+        the written elements then take their gradient from ``value``, the others keep ``x``'s."""
+        idx = _index_arrays(index, self)
+        if isinstance(value, Tensor) and _records_inplace(self, (value,)):
+            self._inplace_recorded(S.SetItem, (value,), dict(index=idx), "setitem")
+            return
+        if _records_inplace(self, ()):
+            self._inplace_recorded(S.SetItem, (), dict(index=idx, value=_constant(value, self)), "setitem")
+            return
+        self.data[idx] = value.data if isinstance(value, Tensor) else value
+        self._vbox[0] += 1
 
     def __iter__(self):
         for i in range(len(self)):
@@ -536,6 +588,141 @@ class Tensor:
     def chunk(self, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
         n = self.shape[axis]
         return self.split(-(-n // chunks), axis)
+
+    # -- in-place ops (PyTorch's trailing underscore) -----------------------------------
+    # Each writes into this tensor's memory and bumps its version counter. Outside a recorded
+    # graph they are single NumPy passes. When a gradient is recorded, the out-of-place op runs
+    # on a snapshot of the old value and the result is written back, with this tensor's node
+    # rebased onto the new op (earlier consumers keep the old node): PyTorch's semantics.
+
+    def _inplace_recorded(self, cls, others: tuple, attrs: dict, name: str) -> Tensor:
+        if self._node is None and self.requires_grad:
+            raise RuntimeError(
+                f"{name}: a leaf tensor that requires grad cannot be used in an in-place operation while "
+                "gradients are recorded; update it under `with ember.no_grad():` (as optimizers do) or work on "
+                "a .clone()"
+            )
+        if self._vbox[1]:
+            raise RuntimeError(
+                f"{name}: this tensor shares its memory with a view or a detached alias (from slicing, reshape, "
+                "transpose, detach, ...); an in-place change recorded in the graph would not reach the other "
+                "tensor's gradient. Use the out-of-place form (e.g. x = x + y, ember.where) or a .clone()"
+            )
+        saves = cls.saves
+        keeps_self = saves is None or 0 in saves or "inputs" in saves
+        old = _wrap(self.data.copy() if keeps_self else self.data, self._node)
+        old.requires_grad = self.requires_grad
+        result = apply(cls, old, *others, **attrs)
+        self._write(result.data, name)
+        self._node = result._node
+        self.requires_grad = result.requires_grad
+        return self
+
+    def _write(self, values, name: str) -> None:
+        """Copy ``values`` into this tensor's memory (same shape, a castable dtype) and bump the version."""
+        if values.shape != self.data.shape:
+            raise ValueError(f"{name}: the result has shape {values.shape}, but an in-place op cannot change "
+                             f"the shape of the tensor {self.shape}")
+        _check_inplace_dtype(values.dtype, self.data.dtype, name)
+        if values is not self.data:
+            self.data[...] = values
+        self._vbox[0] += 1
+
+    def _inplace_binary(self, other, name, op, scalar_op, raw):
+        """self ⊙= other, for a tensor, array or number ``other``."""
+        if not isinstance(other, Tensor) and not _is_scalar(other):
+            other = Tensor(as_array(other), device=self.device)
+        if isinstance(other, Tensor):
+            if _records_inplace(self, (other,)):
+                return self._inplace_recorded(op, (_cast_operand(other, self, name),), {}, name)
+            _check_inplace_dtype(other.dtype, self.dtype, name)
+            raw(self.data, other.data, out=self.data, casting="same_kind")
+        else:
+            c = _scalar(other)
+            if _records_inplace(self, ()):
+                return self._inplace_recorded(scalar_op, (), dict(c=c), name)
+            if isinstance(c, float):
+                _check_inplace_dtype(np.dtype(np.float64), self.dtype, name)
+            raw(self.data, c, out=self.data, casting="same_kind")
+        self._vbox[0] += 1
+        return self
+
+    def add_(self, other, alpha=1) -> Tensor:
+        """self += alpha * other, in place."""
+        if alpha != 1:
+            other = other * alpha
+        return self._inplace_binary(other, "add_", E.Add, E.AddScalar, _xp_of(self.data).add)
+
+    def sub_(self, other, alpha=1) -> Tensor:
+        """self -= alpha * other, in place."""
+        if alpha != 1:
+            other = other * alpha
+        if _is_scalar(other):
+            return self._inplace_binary(-_scalar(other), "sub_", None, E.AddScalar, _xp_of(self.data).add)
+        return self._inplace_binary(other, "sub_", E.Sub, None, _xp_of(self.data).subtract)
+
+    def mul_(self, other) -> Tensor:
+        return self._inplace_binary(other, "mul_", E.Mul, E.MulScalar, _xp_of(self.data).multiply)
+
+    def div_(self, other) -> Tensor:
+        if self.data.dtype.kind not in _float_kinds:
+            raise TypeError(f"div_: true division of a {self.dtype} tensor cannot be stored in place; "
+                            "use out-of-place division or convert with .float()")
+        return self._inplace_binary(other, "div_", E.Div, E.DivScalar, _xp_of(self.data).divide)
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+
+    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
+        """Clamp into [min, max] in place."""
+        if min is None and max is None:
+            raise ValueError("clamp_: give min, max or both")
+        lo = None if min is None else _scalar(min)
+        hi = None if max is None else _scalar(max)
+        if _records_inplace(self, ()):
+            return self._inplace_recorded(E.Clip, (), dict(lo=lo, hi=hi), "clamp_")
+        _xp_of(self.data).clip(self.data, lo, hi, out=self.data)
+        self._vbox[0] += 1
+        return self
+
+    clip_ = clamp_
+
+    def fill_(self, value) -> Tensor:
+        """Set every element to ``value`` (a number, or a one-element tensor) in place."""
+        if isinstance(value, Tensor):
+            if value.data.size != 1:
+                raise ValueError(f"fill_: the value must be a number or a one-element tensor, got shape {value.shape}")
+            return self.copy_(value.reshape(()))
+        if _records_inplace(self, ()):
+            return self._inplace_recorded(S.Fill, (), dict(value=_scalar(value)), "fill_")
+        if isinstance(_scalar(value), float):
+            _check_inplace_dtype(np.dtype(np.float64), self.dtype, "fill_")
+        self.data[...] = value
+        self._vbox[0] += 1
+        return self
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def copy_(self, src) -> Tensor:
+        """Copy ``src`` (broadcast to this shape, cast to this dtype) into this tensor, in place."""
+        src = src if isinstance(src, Tensor) else Tensor(as_array(src), device=self.device)
+        if _records_inplace(self, (src,)):
+            return self._inplace_recorded(S.CopyInto, (src,), {}, "copy_")
+        self.data[...] = backend.to_device(src.data, self.device)
+        self._vbox[0] += 1
+        return self
+
+    def masked_fill_(self, mask, value) -> Tensor:
+        """Set the elements where ``mask`` (broadcastable, boolean) is true to ``value``, in place."""
+        m = _bool_mask(mask, self, "masked_fill_")
+        if _records_inplace(self, ()):
+            return self._inplace_recorded(E.MaskedFill, (), dict(mask=m, value=_scalar(value)), "masked_fill_")
+        _xp_of(self.data).copyto(self.data, _scalar(value), where=m, casting="unsafe")
+        self._vbox[0] += 1
+        return self
 
     # -- elementwise functions ----------------------------------------------------------
     def exp(self):
@@ -601,9 +788,43 @@ class Tensor:
     def matmul(self, other):
         return self @ other
 
+    # -- PyTorch's method spellings of the operators --------------------------------------
+    def add(self, other, alpha=1) -> Tensor:
+        """self + alpha * other."""
+        return self + (other if alpha == 1 else other * alpha)
+
+    def sub(self, other, alpha=1) -> Tensor:
+        """self - alpha * other."""
+        return self - (other if alpha == 1 else other * alpha)
+
+    def mul(self, other) -> Tensor:
+        return self * other
+
+    def div(self, other, rounding_mode: str | None = None) -> Tensor:
+        """True division; ``rounding_mode`` 'trunc' or 'floor' rounds the quotient (no gradient)."""
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("trunc", "floor"):
+            raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+        q = self / other
+        return q.trunc() if rounding_mode == "trunc" else q.floor()
+
+    def pow(self, exponent) -> Tensor:
+        return self**exponent
+
+    def neg(self) -> Tensor:
+        return -self
+
+    true_divide = div
+    multiply = mul
+    subtract = sub
+    negative = neg
+
 
 class _ToDevice(_autograd.Function):
     """Copy between devices; the gradient is copied back."""
+
+    saves = ()
 
     def forward(ctx, a, device):
         ctx.source = backend.device_of(a)
@@ -645,6 +866,46 @@ def _index_part(part, xp):
     if isinstance(part, list):
         return xp.asarray(part)
     return part
+
+
+def _records_inplace(t: Tensor, others) -> bool:
+    """Does an in-place op on ``t`` with tensor operands ``others`` go into the graph?"""
+    if not _autograd._grad_enabled:
+        return False
+    return t.requires_grad or any(o.requires_grad for o in others)
+
+
+def _check_inplace_dtype(src, dst, name: str) -> None:
+    """In-place results keep the tensor's dtype: refuse what would need a cast across kinds (float into int)."""
+    if not np.can_cast(src, dst, casting="same_kind"):
+        raise TypeError(f"{name}: a result of type {src} cannot be stored in place in a {dst} tensor")
+
+
+def _cast_operand(other: Tensor, like: Tensor, name: str) -> Tensor:
+    """An in-place op's operand, cast (differentiably) to the dtype of the tensor written into."""
+    _check_inplace_dtype(other.dtype, like.dtype, name)
+    return other if other.dtype == like.dtype else other.to(dtype=like.dtype)
+
+
+def _constant(value, like: Tensor):
+    """A value written into ``like`` that is not differentiated: a Python number or an array on its device."""
+    if isinstance(value, Tensor):
+        return backend.to_device(value.data, like.device)
+    if _is_scalar(value):
+        return _scalar(value)
+    return backend.to_device(as_array(value, dtype=like.dtype), like.device)
+
+
+def _bool_mask(mask, like: Tensor, name: str):
+    """A boolean mask array on ``like``'s device that broadcasts to its shape."""
+    m = mask.data if isinstance(mask, Tensor) else _xp_of(like.data).asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"{name}: the mask must be boolean, got {m.dtype}")
+    try:
+        np.broadcast_shapes(m.shape, like.shape)
+    except ValueError:
+        raise ValueError(f"{name}: mask of shape {m.shape} does not broadcast to the shape {like.shape}") from None
+    return m
 
 
 def _tensor_like(value, like: Tensor) -> Tensor:

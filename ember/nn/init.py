@@ -39,6 +39,7 @@ def _fill(t: Tensor, sample) -> Tensor:
     gen = backend.generator(t.device)
     with no_grad():
         t.data[...] = sample(gen, t.shape).astype(t.dtype, copy=False)
+        t._bump_version()
     return t
 
 
@@ -53,6 +54,7 @@ def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 def constant_(t: Tensor, value: float) -> Tensor:
     with no_grad():
         t.data[...] = value
+        t._bump_version()
     return t
 
 

@@ -262,6 +262,7 @@ class Module:
             for name, arr in arrays.items():
                 target = targets[name]
                 target.data[...] = backend.to_device(arr, target.device).astype(target.dtype, copy=False)
+                target._bump_version()
         for module in self.modules():
             module._after_state_loaded()
         return missing, unexpected

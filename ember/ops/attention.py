@@ -38,6 +38,8 @@ def softmax_keys(xp, st):
 class CausalSelfAttention(Function):
     """y = softmax(q kᵀ/√D + causal) v per head, from qkv (B, T, 3C); returns (B, T, C)."""
 
+    saves = (0,)
+
     def forward(ctx, qkv, n_head, dropout, generator):
         xp = ctx.xp
         b, t, c3 = qkv.shape

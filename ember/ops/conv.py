@@ -98,6 +98,8 @@ class _Geometry:
 class Conv2d(Function):
     """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), plus bias (O,) if given."""
 
+    saves = (0,)
+
     def forward(ctx, x, weight, *bias, stride, padding):
         xp = ctx.xp
         if weight.shape[1] != x.shape[1]:
@@ -170,6 +172,8 @@ class MaxPool2d(Function):
     first maximum. Other configurations track the running max over the k·k window offsets.
     """
 
+    saves = ()
+
     def forward(ctx, x, kernel, stride, padding):
         xp = ctx.xp
         n, c, h, w = x.shape
@@ -218,6 +222,8 @@ class MaxPool2d(Function):
 
 class AvgPool2d(Function):
     """Mean over k×k windows (zero padding counted, as PyTorch's default count_include_pad)."""
+
+    saves = ()
 
     def forward(ctx, x, kernel, stride, padding):
         xp = ctx.xp

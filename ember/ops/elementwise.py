@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..autograd import Function
+from ..autograd import Function, crossed_saves
 from ..backend import special
 from .util import unbroadcast
 
@@ -28,6 +28,8 @@ def sigmoid(xp, a):
 
 
 class Add(Function):
+    saves = ()
+
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
         return a + b
@@ -39,6 +41,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    saves = ()
+
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
         return a - b
@@ -50,7 +54,10 @@ class Sub(Function):
 
 
 class Mul(Function):
+    saves = (0, 1)
+
     def forward(ctx, a, b):
+        ctx.saves = crossed_saves(ctx.needs_input_grad)
         ctx.a, ctx.b = a, b
         return a * b
 
@@ -61,7 +68,11 @@ class Mul(Function):
 
 
 class Div(Function):
+    saves = (0, 1)
+
     def forward(ctx, a, b):
+        needs = ctx.needs_input_grad
+        ctx.saves = (0, 1) if needs is None or needs[1] else (1,)  # a is read only for b's gradient
         ctx.a, ctx.b = a, b
         return a / b
 
@@ -75,6 +86,8 @@ class Div(Function):
 
 class Pow(Function):
     """a ** b with both operands tensors (b > 0 where a <= 0 has no real gradient for b)."""
+
+    saves = (0, 1, "out")
 
     def forward(ctx, a, b):
         out = a**b
@@ -92,6 +105,8 @@ class Pow(Function):
 class Maximum(Function):
     """Elementwise max; where the two are equal the gradient is split evenly (as PyTorch does)."""
 
+    saves = (0, 1)
+
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
         return ctx.xp.maximum(a, b)
@@ -101,6 +116,8 @@ class Maximum(Function):
 
 
 class Minimum(Function):
+    saves = (0, 1)
+
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
         return ctx.xp.minimum(a, b)
@@ -123,6 +140,8 @@ def _select_grad(ctx, g, a_wins):
 class Where(Function):
     """cond ? a : b, with ``cond`` a boolean array (not differentiated)."""
 
+    saves = ()
+
     def forward(ctx, a, b, cond):
         ctx.cond, ctx.shapes = cond, (a.shape, b.shape)
         return ctx.xp.where(cond, a, b)
@@ -136,10 +155,26 @@ class Where(Function):
         return ga, gb
 
 
+class MaskedFill(Function):
+    """``a`` with ``value`` (a number) where the boolean ``mask`` (broadcastable to ``a``) is true."""
+
+    saves = ()
+
+    def forward(ctx, a, mask, value):
+        xp = ctx.xp
+        ctx.mask = mask
+        return xp.where(mask, xp.asarray(value, dtype=a.dtype), a)
+
+    def backward(ctx, g):
+        return ctx.xp.where(ctx.mask, g.dtype.type(0), g)
+
+
 # ----------------------------------------------------------------------------- with a scalar
 
 
 class AddScalar(Function):
+    saves = ()
+
     def forward(ctx, a, c):
         return a + c
 
@@ -148,6 +183,8 @@ class AddScalar(Function):
 
 
 class MulScalar(Function):
+    saves = ()
+
     def forward(ctx, a, c):
         ctx.c = c
         return a * c
@@ -157,6 +194,8 @@ class MulScalar(Function):
 
 
 class DivScalar(Function):
+    saves = ()
+
     def forward(ctx, a, c):
         ctx.c = c
         return a / c
@@ -168,6 +207,8 @@ class DivScalar(Function):
 class RSubScalar(Function):
     """c - a"""
 
+    saves = ()
+
     def forward(ctx, a, c):
         return c - a
 
@@ -177,6 +218,8 @@ class RSubScalar(Function):
 
 class RDivScalar(Function):
     """c / a"""
+
+    saves = (0, "out")
 
     def forward(ctx, a, c):
         out = c / a
@@ -189,6 +232,8 @@ class RDivScalar(Function):
 
 class PowScalar(Function):
     """a ** p for a Python number p."""
+
+    saves = (0,)
 
     def forward(ctx, a, p):
         ctx.a, ctx.p = a, p
@@ -204,6 +249,8 @@ class PowScalar(Function):
 class RPowScalar(Function):
     """c ** a for a Python number c > 0."""
 
+    saves = ("out",)
+
     def forward(ctx, a, c):
         out = c**a
         ctx.out, ctx.logc = out, math.log(c)
@@ -217,6 +264,8 @@ class RPowScalar(Function):
 
 
 class Neg(Function):
+    saves = ()
+
     def forward(ctx, a):
         return -a
 
@@ -225,6 +274,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    saves = ("out",)
+
     def forward(ctx, a):
         ctx.out = ctx.xp.exp(a)
         return ctx.out
@@ -234,6 +285,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saves = (0,)
+
     def forward(ctx, a):
         ctx.a = a
         return ctx.xp.log(a)
@@ -243,6 +296,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saves = ("out",)
+
     def forward(ctx, a):
         ctx.out = ctx.xp.sqrt(a)
         return ctx.out
@@ -252,6 +307,8 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    saves = (0,)
+
     def forward(ctx, a):
         ctx.a = a
         return ctx.xp.abs(a)
@@ -261,6 +318,8 @@ class Abs(Function):
 
 
 class Sin(Function):
+    saves = (0,)
+
     def forward(ctx, a):
         ctx.a = a
         return ctx.xp.sin(a)
@@ -270,6 +329,8 @@ class Sin(Function):
 
 
 class Cos(Function):
+    saves = (0,)
+
     def forward(ctx, a):
         ctx.a = a
         return ctx.xp.cos(a)
@@ -279,6 +340,8 @@ class Cos(Function):
 
 
 class Tanh(Function):
+    saves = ("out",)
+
     def forward(ctx, a):
         ctx.out = ctx.xp.tanh(a)
         return ctx.out
@@ -289,6 +352,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    saves = ("out",)
+
     def forward(ctx, a):
         ctx.out = sigmoid(ctx.xp, a)
         return ctx.out
@@ -299,6 +364,8 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    saves = ("out",)
+
     def forward(ctx, a):
         out = ctx.xp.maximum(a, 0)
         ctx.out = out
@@ -310,6 +377,8 @@ class ReLU(Function):
 
 class Clip(Function):
     """Clamp to [lo, hi] (either may be None); the gradient passes where lo <= a <= hi."""
+
+    saves = (0,)
 
     def forward(ctx, a, lo, hi):
         ctx.a, ctx.lo, ctx.hi = a, lo, hi
@@ -369,6 +438,8 @@ def normal_cdf_and_density(xp, a):
 class GELU(Function):
     """x·Φ(x), exact (erf) or with the tanh approximation of GPT-2 (``approximate='tanh'``)."""
 
+    saves = (0,)
+
     def forward(ctx, a, approximate):
         xp = ctx.xp
         ctx.a, ctx.approximate = a, approximate
@@ -394,6 +465,8 @@ class GELU(Function):
 class SiLU(Function):
     """x·sigmoid(x) (swish)."""
 
+    saves = (0,)
+
     def forward(ctx, a):
         s = sigmoid(ctx.xp, a)
         ctx.a, ctx.s = a, s
@@ -406,6 +479,8 @@ class SiLU(Function):
 
 class Cast(Function):
     """Change dtype; the gradient is cast back to the input's dtype."""
+
+    saves = ()
 
     def forward(ctx, a, dtype):
         ctx.in_dtype = a.dtype

@@ -19,6 +19,8 @@ from .elementwise import sigmoid
 class KANLinear(Function):
     """x (..., in), base_weight (out, in), spline_weight (out, in, G+k) [, spline_scaler (out, in)]."""
 
+    saves = ("inputs",)
+
     def forward(ctx, x, base_weight, spline_weight, *scaler, knots, k, uniform):
         xp = ctx.xp
         out_f, in_f, n_basis = spline_weight.shape

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..autograd import Function
+from ..autograd import Function, crossed_saves
 from .util import unbroadcast
 
 
@@ -13,7 +13,10 @@ def _swap(a):
 class MatMul(Function):
     """a @ b with NumPy semantics: 1-D operands are promoted and batch dims broadcast."""
 
+    saves = (0, 1)
+
     def forward(ctx, a, b):
+        ctx.saves = crossed_saves(ctx.needs_input_grad)
         ctx.a, ctx.b = a, b
         return a @ b
 
@@ -49,7 +52,10 @@ class Linear(Function):
     fresh output; no input gradient is computed when x does not need one (first layer).
     """
 
+    saves = (0, 1)
+
     def forward(ctx, x, weight, bias=None):
+        ctx.saves = crossed_saves(ctx.needs_input_grad)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         out = x2 @ weight.T

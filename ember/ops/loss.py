@@ -92,6 +92,7 @@ class CrossEntropy(Function):
         value, scale = _reduce(loss, weight, reduction)
         ctx.p, ctx.weight, ctx.scale, ctx.eps, ctx.classes = p, weight, scale, eps, classes
         ctx.shape, ctx.soft = shape, bool(soft)
+        ctx.saves = (1,) if soft and not eps else ()  # unsmoothed soft targets are kept as given
         return _result(xp, value, reduction, z.dtype, _loss_shape(shape))
 
     def backward(ctx, g):
@@ -139,6 +140,8 @@ def _loss_shape(shape):
 class NLLLoss(Function):
     """Negative log-likelihood of log-probabilities (N, C) (or (N, C, d...)) at target classes."""
 
+    saves = ()
+
     def forward(ctx, logp, *, target, reduction, ignore_index, mask):
         xp = ctx.xp
         z, classes = _to_rows(xp, logp)
@@ -164,6 +167,8 @@ class NLLLoss(Function):
 
 class _ElementwiseLoss(Function):
     """Loss l(pred, target) per element; subclasses give the value and d l / d pred."""
+
+    saves = ()
 
     def forward(ctx, pred, target, *, reduction, mask, **kw):
         loss, dpred = ctx.elementwise(ctx.xp, pred, target, **kw)
@@ -204,6 +209,8 @@ class BCEWithLogits(Function):
 
     loss = (1 - y)·x + (1 + (pos_weight - 1)·y)·softplus(-x)
     """
+
+    saves = ()
 
     def forward(ctx, x, y, *, reduction, mask, pos_weight):
         xp = ctx.xp

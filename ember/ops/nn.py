@@ -12,6 +12,8 @@ from ..autograd import Function
 
 
 class Softmax(Function):
+    saves = ("out",)
+
     def forward(ctx, a, axis):
         xp = ctx.xp
         e = xp.exp(a - a.max(axis=axis, keepdims=True))
@@ -25,6 +27,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    saves = ("out",)
+
     def forward(ctx, a, axis):
         xp = ctx.xp
         shifted = a - a.max(axis=axis, keepdims=True)
@@ -70,6 +74,7 @@ class LayerNorm(Function):
             out += params[-1].reshape(-1)
         ctx.xhat, ctx.rstd, ctx.weight, ctx.inv_d = xhat, rstd, weight, inv_d
         ctx.has_bias, ctx.param_shape = has_bias, x.shape[x.ndim - ndim:]
+        ctx.saves = (1,) if has_weight else ()  # backward reads the weight, if any
         return out.reshape(x.shape)
 
     def backward(ctx, g):
@@ -131,6 +136,7 @@ class BatchNorm(Function):
             weight, out = None, xhat.copy()
         ctx.xhat, ctx.rstd, ctx.weight, ctx.axes, ctx.bshape = xhat, rstd, weight, axes, bshape
         ctx.training = training
+        ctx.saves = (1,) if has_affine else ()  # backward reads the weight, if any
         return out
 
     def backward(ctx, g):
@@ -150,6 +156,8 @@ class BatchNorm(Function):
 class Dropout(Function):
     """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout)."""
 
+    saves = ()
+
     def forward(ctx, a, p, generator):
         keep = generator.random(a.shape, dtype=a.dtype) >= p
         mask = keep.astype(a.dtype)
@@ -167,6 +175,8 @@ class Embedding(Function):
     On the CPU the rows are sorted by id and summed with ``add.reduceat`` (3x faster than
     ``add.at`` for a GPT batch here); other backends use ``add.at``.
     """
+
+    saves = ()
 
     def forward(ctx, weight, indices):
         ctx.indices, ctx.shape, ctx.dtype = indices, weight.shape, weight.dtype

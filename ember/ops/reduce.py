@@ -11,6 +11,8 @@ from .util import keepdims_shape
 
 
 class Sum(Function):
+    saves = ()
+
     def forward(ctx, a, axes, keepdims):
         ctx.in_shape, ctx.axes = a.shape, axes
         return a.sum(axis=axes, keepdims=keepdims)
@@ -21,6 +23,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    saves = ()
+
     def forward(ctx, a, axes, keepdims):
         ctx.in_shape, ctx.axes = a.shape, axes
         count = 1
@@ -36,6 +40,8 @@ class Mean(Function):
 
 class _Extremum(Function):
     """max/min over axes; ties share the gradient evenly (PyTorch's amax/amin rule)."""
+
+    saves = (0, "out")
 
     def forward(ctx, a, axes, keepdims):
         kept = ctx.reduce(a, axis=axes, keepdims=True)
@@ -63,6 +69,8 @@ class Min(_Extremum):
 
 class LogSumExp(Function):
     """log(sum(exp(a))) over axes, shifted by the max so it never overflows."""
+
+    saves = (0, "out")
 
     def forward(ctx, a, axes, keepdims):
         xp = ctx.xp

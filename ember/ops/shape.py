@@ -13,6 +13,8 @@ from .util import unbroadcast
 class Copy(Function):
     """A fresh copy that stays in the graph (``Tensor.clone``)."""
 
+    saves = ()
+
     def forward(ctx, a):
         return a.copy()
 
@@ -21,6 +23,9 @@ class Copy(Function):
 
 
 class Reshape(Function):
+    saves = ()
+    returns_view = True
+
     def forward(ctx, a, shape):
         ctx.in_shape = a.shape
         return a.reshape(shape)
@@ -30,6 +35,9 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    saves = ()
+    returns_view = True
+
     def forward(ctx, a, axes):
         ctx.axes = axes
         return a.transpose(axes)
@@ -43,6 +51,9 @@ class Permute(Function):
 
 class Expand(Function):
     """Broadcast to a larger shape without copying (a read-only view)."""
+
+    saves = ()
+    returns_view = True
 
     def forward(ctx, a, shape):
         ctx.in_shape = a.shape
@@ -60,6 +71,9 @@ def _has_integer_array(index) -> bool:
 class GetItem(Function):
     """a[index] for slices, ints, None, Ellipsis, integer arrays and boolean masks."""
 
+    saves = ()
+    returns_view = True
+
     def forward(ctx, a, index):
         ctx.in_shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
         return a[index]
@@ -75,6 +89,8 @@ class GetItem(Function):
 
 
 class Concat(Function):
+    saves = ()
+
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
         ctx.sizes = [a.shape[axis] for a in arrays]
@@ -90,6 +106,8 @@ class Concat(Function):
 
 
 class Stack(Function):
+    saves = ()
+
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
         return ctx.xp.stack(arrays, axis=axis)
@@ -104,9 +122,72 @@ class Stack(Function):
 class Pad(Function):
     """Constant padding; ``pad_width`` is NumPy's ((before, after), ...) per axis."""
 
+    saves = ()
+
     def forward(ctx, a, pad_width, value):
         ctx.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad_width, a.shape))
         return ctx.xp.pad(a, pad_width, mode="constant", constant_values=value)
 
     def backward(ctx, g):
         return g[ctx.slices]
+
+
+class SetItem(Function):
+    """``a`` with ``a[index] = value``: the in-place ``x[index] = v`` as recorded in the graph.
+
+    ``value`` is input 1 when it is a tensor (differentiated: it gets the gradient of the elements
+    it wrote, summed over broadcasting) or the ``value`` attribute when it is a constant. The
+    elements that were overwritten pass no gradient back to ``a``.
+    """
+
+    saves = ()
+
+    def forward(ctx, a, *v, index, value=None):
+        out = a.copy()
+        out[index] = v[0] if v else value
+        ctx.index, ctx.v_shape = index, v[0].shape if v else None
+        return out
+
+    def backward(ctx, g):
+        needs = ctx.needs_input_grad
+        ga = None
+        if needs[0]:
+            ga = g.copy()
+            ga[ctx.index] = 0
+        if len(needs) == 1:
+            return ga
+        gv = None
+        if needs[1]:
+            written = g[ctx.index]
+            shape = ctx.v_shape
+            if written.ndim < len(shape):  # NumPy drops a value's leading size-1 axes when assigning
+                written = written.reshape((1,) * (len(shape) - written.ndim) + written.shape)
+            gv = unbroadcast(written, shape)
+        return ga, gv
+
+
+class Fill(Function):
+    """Every element set to a number (``x.fill_(v)`` in the graph): no gradient reaches the old values."""
+
+    saves = ()
+
+    def forward(ctx, a, value):
+        return ctx.xp.full_like(a, value)
+
+    def backward(ctx, g):
+        return None
+
+
+class CopyInto(Function):
+    """``b`` broadcast into the shape (and dtype) of ``a`` (``a.copy_(b)`` in the graph)."""
+
+    saves = ()
+
+    def forward(ctx, a, b):
+        ctx.b_shape = b.shape
+        out = ctx.xp.empty_like(a)
+        out[...] = b
+        return out
+
+    def backward(ctx, g):
+        return None, unbroadcast(g, ctx.b_shape) if ctx.needs_input_grad[1] else None

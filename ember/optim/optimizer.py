@@ -63,8 +63,10 @@ class Optimizer:
         raise NotImplementedError
 
     def _params_with_grad(self, group):
+        """(parameter, its gradient array, its state) for each parameter the step will update in place."""
         for p in group["params"]:
             if p.grad is not None:
+                p._bump_version()  # a graph that saved p before this step must not use the new values
                 yield p, p.grad.data, self.state.setdefault(id(p), {})
 
     # -- persistence --------------------------------------------------------------------
