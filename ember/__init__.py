@@ -45,37 +45,16 @@ from .creation import (
     zeros,
     zeros_like,
 )
-from .functions import (
-    abs,
-    argmax,
-    cat,
-    clip,
-    concat,
-    cos,
-    exp,
-    is_tensor,
-    log,
-    matmul,
-    maximum,
-    minimum,
-    pad,
-    sigmoid,
-    sin,
-    split,
-    sqrt,
-    stack,
-    tanh,
-    where,
-)
+from . import functions
+from .functions import *  # noqa: F403
 from .tensor import Tensor
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "abs", "arange", "argmax", "as_tensor", "backend", "bool_", "cat", "clip", "concat", "cos", "data", "device",
-    "Device", "empty", "enable_grad", "exp", "eye", "float16", "float32", "float64", "from_numpy", "full",
-    "full_like", "get_default_dtype", "int32", "int64", "io", "is_grad_enabled", "is_tensor", "linspace", "log",
-    "manual_seed", "matmul", "maximum", "minimum", "models", "nn", "no_grad", "ones", "ones_like", "optim", "pad",
-    "rand", "randint", "randn", "randperm", "set_default_dtype", "set_grad_enabled", "sigmoid", "sin", "split",
-    "sqrt", "stack", "tanh", "Tensor", "tensor", "train", "uint8", "where", "zeros", "zeros_like",
+    "arange", "as_tensor", "backend", "bool_", "data", "device", "Device", "empty", "enable_grad", "eye", "float16",
+    "float32", "float64", "from_numpy", "full", "full_like", "functions", "get_default_dtype", "int32", "int64", "io",
+    "is_grad_enabled", "linspace", "manual_seed", "models", "nn", "no_grad", "ones", "ones_like", "optim", "rand",
+    "randint", "randn", "randperm", "set_default_dtype", "set_grad_enabled", "Tensor", "tensor", "train", "uint8",
+    "zeros", "zeros_like", *functions.__all__,
 ]

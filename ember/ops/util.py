@@ -39,3 +39,25 @@ def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
 def keepdims_shape(shape: tuple, axes: tuple[int, ...]) -> tuple:
     """The shape a reduction over ``axes`` would have with keepdims=True."""
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def dim_arg(op: str, axis, dim, default=None):
+    """One axis argument under NumPy's name (``axis``) or PyTorch's (``dim``); giving both is an error.
+
+    Functions take ``axis=None`` positionally and ``dim=None`` as a keyword, and pass their real
+    default here, so ``x.sum(1)``, ``x.sum(axis=1)`` and ``x.sum(dim=1)`` mean the same.
+    """
+    if dim is None:
+        return default if axis is None else axis
+    if axis is not None:
+        raise TypeError(f"{op}: got both axis={axis!r} and dim={dim!r}; they are the same argument, give one")
+    return dim
+
+
+def keepdim_arg(op: str, keepdims: bool, keepdim) -> bool:
+    """``keepdims`` (NumPy) or ``keepdim`` (PyTorch, a keyword defaulting to None); giving both is an error."""
+    if keepdim is None:
+        return bool(keepdims)
+    if keepdims:
+        raise TypeError(f"{op}: got both keepdims and keepdim; they are the same argument, give one")
+    return bool(keepdim)

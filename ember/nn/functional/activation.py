@@ -6,6 +6,16 @@ from ...ops import elementwise as E
 from ...ops import nn as N
 from ...tensor import Tensor, apply
 
+__all__ = [
+    "relu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+]
+
 
 def relu(x: Tensor) -> Tensor:
     return apply(E.ReLU, x)

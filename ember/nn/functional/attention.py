@@ -6,6 +6,10 @@ from ... import backend
 from ...ops import attention as A
 from ...tensor import Tensor, apply
 
+__all__ = [
+    "causal_self_attention",
+]
+
 
 def causal_self_attention(qkv: Tensor, n_head: int, dropout: float = 0.0, training: bool = True) -> Tensor:
     """Causal multi-head attention from the fused projection qkv (B, T, 3C) to merged heads (B, T, C)."""

@@ -6,6 +6,12 @@ from ...ops import conv as C
 from ...tensor import Tensor, apply
 from .checks import _pair_int, _same_dtype
 
+__all__ = [
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+]
+
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0) -> Tensor:
     """2-D cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw)."""

@@ -8,6 +8,11 @@ from ...ops import kan as K
 from ...tensor import Tensor, apply
 from .checks import _same_dtype
 
+__all__ = [
+    "bspline_basis",
+    "kan_linear",
+]
+
 
 def bspline_basis(x: Tensor, knots, k: int, uniform: bool | None = None) -> Tensor:
     """B-spline bases of order k: x (..., n_inputs) with knots (n_inputs, G+2k+1) -> (..., n_inputs, G+k).

@@ -6,6 +6,17 @@ from ... import backend
 from ...ops import loss as LS
 from ...tensor import Tensor, _promote, _tensor_like, apply
 
+__all__ = [
+    "cross_entropy",
+    "masked_cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "huber_loss",
+    "masked_mse_loss",
+    "masked_huber_loss",
+    "binary_cross_entropy_with_logits",
+]
+
 
 def _check_reduction(reduction: str, name: str) -> None:
     if reduction not in LS.REDUCTIONS:

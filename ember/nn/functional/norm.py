@@ -6,6 +6,11 @@ from ...ops import nn as N
 from ...tensor import Tensor, apply
 from .checks import _same_dtype
 
+__all__ = [
+    "layer_norm",
+    "batch_norm",
+]
+
 
 def layer_norm(x: Tensor, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)

@@ -1,16 +1,24 @@
-"""Layers, one file per family."""
+"""Layers, one file per family; each lists its public names in ``__all__`` and this package re-exports them."""
 
-from .activation import ACTIVATIONS, GELU, ReLU, Sigmoid, SiLU, Softmax, Tanh, activation
-from .conv import Conv2d
-from .dropout import Dropout
-from .embedding import Embedding
-from .flatten import Flatten
-from .kan import KANLinear
-from .linear import Linear
-from .norm import BatchNorm1d, BatchNorm2d, LayerNorm
-from .pool import AvgPool2d, MaxPool2d
+from . import activation as _activation
+from . import conv as _conv
+from . import dropout as _dropout
+from . import embedding as _embedding
+from . import flatten as _flatten
+from . import kan as _kan
+from . import linear as _linear
+from . import norm as _norm
+from . import pool as _pool
+from .activation import *  # noqa: F403
+from .conv import *  # noqa: F403
+from .dropout import *  # noqa: F403
+from .embedding import *  # noqa: F403
+from .flatten import *  # noqa: F403
+from .kan import *  # noqa: F403
+from .linear import *  # noqa: F403
+from .norm import *  # noqa: F403
+from .pool import *  # noqa: F403
 
-__all__ = [
-    "activation", "ACTIVATIONS", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "Dropout", "Embedding",
-    "Flatten", "GELU", "KANLinear", "LayerNorm", "Linear", "MaxPool2d", "ReLU", "Sigmoid", "SiLU", "Softmax", "Tanh",
-]
+_FAMILIES = (_activation, _conv, _dropout, _embedding,
+             _flatten, _kan, _linear, _norm, _pool)
+__all__ = [name for family in _FAMILIES for name in family.__all__]

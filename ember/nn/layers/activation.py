@@ -5,6 +5,17 @@ from __future__ import annotations
 from .. import functional as F
 from ..module import Module
 
+__all__ = [
+    "ReLU",
+    "Tanh",
+    "Sigmoid",
+    "SiLU",
+    "GELU",
+    "Softmax",
+    "ACTIVATIONS",
+    "activation",
+]
+
 
 class ReLU(Module):
     def forward(self, x):

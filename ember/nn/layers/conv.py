@@ -11,6 +11,10 @@ from .. import functional as F
 from .. import init
 from ..module import Module, Parameter
 
+__all__ = [
+    "Conv2d",
+]
+
 
 class Conv2d(Module):
     """2-D cross-correlation over (N, C, H, W) inputs, computed as im2col + one GEMM.

@@ -5,6 +5,10 @@ from __future__ import annotations
 from .. import functional as F
 from ..module import Module
 
+__all__ = [
+    "Dropout",
+]
+
 
 class Dropout(Module):
     """Zero elements with probability p in training (scaling the rest by 1/(1-p)); identity in eval."""

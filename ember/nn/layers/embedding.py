@@ -9,6 +9,10 @@ from .. import functional as F
 from .. import init
 from ..module import Module, Parameter
 
+__all__ = [
+    "Embedding",
+]
+
 
 class Embedding(Module):
     """A (num_embeddings, embedding_dim) table looked up by integer ids.

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ..module import Module
 
+__all__ = [
+    "Flatten",
+]
+
 
 class Flatten(Module):
     """Merge axes start_axis..end_axis (default: all but the batch axis)."""

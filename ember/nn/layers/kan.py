@@ -23,6 +23,10 @@ from .. import functional as F
 from .. import init
 from ..module import Module, Parameter
 
+__all__ = [
+    "KANLinear",
+]
+
 
 def uniform_knots(grid_size: int, spline_order: int, lo: float, hi: float, n_inputs: int) -> np.ndarray:
     """The extended uniform grid: t_i = lo + (i - k)·h, i = 0..G+2k, h = (hi - lo)/G, one row per input."""

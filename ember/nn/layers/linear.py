@@ -11,6 +11,10 @@ from .. import functional as F
 from .. import init
 from ..module import Module, Parameter
 
+__all__ = [
+    "Linear",
+]
+
 
 class Linear(Module):
     """y = x @ Wᵀ + b.

@@ -9,6 +9,12 @@ from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module, Parameter
 
+__all__ = [
+    "LayerNorm",
+    "BatchNorm1d",
+    "BatchNorm2d",
+]
+
 
 class LayerNorm(Module):
     """Normalise over the trailing ``normalized_shape`` axes, then scale (weight) and shift (bias).

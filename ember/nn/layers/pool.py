@@ -5,6 +5,11 @@ from __future__ import annotations
 from .. import functional as F
 from ..module import Module
 
+__all__ = [
+    "MaxPool2d",
+    "AvgPool2d",
+]
+
 
 class _Pool2d(Module):
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0):

@@ -1,11 +1,35 @@
-"""Top-level tensor functions that take several tensors: cat, stack, where, pad, maximum, ..."""
+"""Top-level tensor functions: joining (cat, stack, split), selection (where), padding, products and a few
+unary shortcuts."""
 
 from __future__ import annotations
 
-from .ops import elementwise as E
-from .ops import linalg as L
-from .ops import shape as S
-from .tensor import Tensor, _promote, _tensor_like, apply
+from ..ops import elementwise as E
+from ..ops import linalg as L
+from ..ops import shape as S
+from ..tensor import Tensor, _promote, _tensor_like, apply
+
+__all__ = [
+    "cat",
+    "stack",
+    "split",
+    "where",
+    "maximum",
+    "minimum",
+    "clip",
+    "matmul",
+    "pad",
+    "exp",
+    "log",
+    "sqrt",
+    "tanh",
+    "sin",
+    "cos",
+    "sigmoid",
+    "abs",
+    "argmax",
+    "is_tensor",
+    "concat",
+]
 
 
 def _same_dtype(tensors, op_name):

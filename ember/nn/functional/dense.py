@@ -1,4 +1,4 @@
-"""Linear maps, embeddings and dropout."""
+"""Dense maps (linear), embedding lookups and dropout."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from ...ops import linalg as L
 from ...ops import nn as N
 from ...tensor import Tensor, apply
 from .checks import _same_dtype
+
+__all__ = [
+    "linear",
+    "dropout",
+    "embedding",
+]
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
