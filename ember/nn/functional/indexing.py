@@ -1,0 +1,5 @@
+"""One-hot encoding and padding modes (constant, reflect, replicate, circular)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
