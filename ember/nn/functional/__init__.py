@@ -14,4 +14,5 @@ from .kan import *  # noqa: F403
 from .loss import *  # noqa: F403
 from .norm import *  # noqa: F403
 
-__all__ = [name for family in (activation, attention, conv, dense, indexing, kan, loss, norm) for name in family.__all__]
+_FAMILIES = (activation, attention, conv, dense, indexing, kan, loss, norm)
+__all__ = [name for family in _FAMILIES for name in family.__all__]
