@@ -30,8 +30,17 @@ def _leaf(data, requires_grad: bool) -> Tensor:
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    """A tensor from Python data or an array (Python floats become float32 unless dtype says otherwise)."""
-    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+    """A new tensor holding a copy of ``data`` (Python data, an array or a Tensor), as ``torch.tensor``.
+
+    Python floats become the default dtype (float32) unless ``dtype`` says otherwise; arrays keep
+    theirs. To share an array's memory instead, use ``from_numpy`` or ``as_tensor``.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    arr = as_array(data, dtype, device)
+    if arr is data or (hasattr(data, "__array_interface__") and np.shares_memory(arr, data)):
+        arr = arr.copy()
+    return Tensor(arr, requires_grad=requires_grad)
 
 
 def from_numpy(array: np.ndarray) -> Tensor:
@@ -52,8 +61,13 @@ def ones(*shape, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 
 def full(shape, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor filled with ``fill_value``; without ``dtype``, its type decides as in PyTorch: bool -> bool,
+    int -> int64, float -> the default float dtype."""
     xp = _dev(device).xp
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if dtype is None:
+        value = fill_value.item() if isinstance(fill_value, (np.generic, Tensor)) else fill_value
+        dtype = backend.bool_ if isinstance(value, bool) else backend.int64 if isinstance(value, int) else None
     return _leaf(xp.full(shape, fill_value, dtype=_float_dtype(dtype)), requires_grad)
 
 
@@ -83,8 +97,19 @@ def arange(start, stop=None, step=1, dtype=None, device=None) -> Tensor:
     return _leaf(_dev(device).xp.arange(start, stop, step, dtype=dt), False)
 
 
-def linspace(start: float, stop: float, num: int, dtype=None, device=None) -> Tensor:
-    return _leaf(_dev(device).xp.linspace(start, stop, num, dtype=_float_dtype(dtype)), False)
+def linspace(start: float, stop: float, steps: int, dtype=None, device=None) -> Tensor:
+    """``steps`` evenly spaced values from start to stop; an integer dtype truncates them toward zero
+    (PyTorch's rule; NumPy floors)."""
+    dt = _float_dtype(dtype)
+    if dt == np.bool_:
+        raise TypeError("linspace: bool is not a supported dtype (as in PyTorch)")
+    if steps < 0:
+        raise ValueError(f"linspace: steps must be non-negative, got {steps}")
+    xp = _dev(device).xp
+    values = xp.linspace(start, stop, steps, dtype=np.float64)
+    if dt.kind in "iu":
+        return _leaf(xp.trunc(values).astype(dt), False)
+    return _leaf(values.astype(dt), False)
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None) -> Tensor:

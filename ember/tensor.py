@@ -7,18 +7,22 @@ node when a gradient is needed. It is on every op's path, so it is kept short.
 
 from __future__ import annotations
 
+import math
 import operator
+import warnings
+from typing import NamedTuple
 
 import numpy as np
 
 from . import autograd as _autograd
 from . import backend
+from . import indexing as _indexing
 from .ops import elementwise as E
 from .ops import linalg as L
 from .ops import nn as N
 from .ops import reduce as R
 from .ops import shape as S
-from .ops.util import normalize_axes
+from .ops.util import dim_arg, keepdim_arg, normalize_axes, normalize_axis
 
 _ndarray = np.ndarray
 _float_kinds = "fc"
@@ -271,6 +275,37 @@ class Tensor:
     def double(self) -> Tensor:
         return self.to(dtype=backend.float64)
 
+    def half(self) -> Tensor:
+        return self.to(dtype=backend.float16)
+
+    def int(self) -> Tensor:
+        """Cast to int32 (PyTorch's ``int()``; floats are truncated toward zero)."""
+        return self.to(dtype=backend.int32)
+
+    def long(self) -> Tensor:
+        return self.to(dtype=backend.int64)
+
+    def bool(self) -> Tensor:
+        return self.to(dtype=backend.bool_)
+
+    def type(self, dtype=None):
+        """With no argument, the type name as PyTorch spells it ('ember.FloatTensor'); else a cast."""
+        if dtype is None:
+            return f"ember.{_TYPE_NAMES.get(self.data.dtype.name, self.data.dtype.name)}"
+        return self.to(dtype=dtype)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(dtype=other.dtype)
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's spelling of ``ndim``)."""
+        return self.data.ndim
+
+    ndimension = dim
+
+    def nelement(self) -> int:
+        return int(self.data.size)
+
     def cpu(self) -> Tensor:
         return self.to("cpu")
 
@@ -383,9 +418,15 @@ class Tensor:
     __rmul__ = __mul__
 
     def __truediv__(self, other):
+        """True division: integer operands divide as the default float dtype (never float64 by accident)."""
         if _is_scalar(other):
             return apply(E.DivScalar, self._float_for(1.0), c=_scalar(other))
-        return self._binary(other, E.Div, None)
+        if not isinstance(other, Tensor):
+            other = Tensor(as_array(other), device=self.device)
+        a, b = self, other
+        if a.data.dtype.kind not in _float_kinds and b.data.dtype.kind not in _float_kinds:
+            a, b = a._float_for(1.0), b._float_for(1.0)
+        return a._binary(b, E.Div, None)
 
     def __rtruediv__(self, other):
         if _is_scalar(other):
@@ -452,43 +493,127 @@ class Tensor:
     def __or__(self, other):
         return self._compare(other, operator.or_)
 
-    def any(self, axis=None, keepdims=False) -> Tensor:
-        return _wrap(self.data.any(axis=axis, keepdims=keepdims), None)
+    def any(self, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+        axes = normalize_axes(dim_arg("any", axis, dim), self.ndim, "any")
+        return _wrap(self.data.any(axis=axes, keepdims=keepdim_arg("any", keepdims, keepdim)), None)
 
-    def all(self, axis=None, keepdims=False) -> Tensor:
-        return _wrap(self.data.all(axis=axis, keepdims=keepdims), None)
+    def all(self, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
+        axes = normalize_axes(dim_arg("all", axis, dim), self.ndim, "all")
+        return _wrap(self.data.all(axis=axes, keepdims=keepdim_arg("all", keepdims, keepdim)), None)
 
     # -- reductions ---------------------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(R.Sum, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+    # Each takes NumPy's (axis, keepdims) or PyTorch's (dim, keepdim) spelling; one axis or several.
 
-    def mean(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(R.Mean, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+    def _reduce(self, op, name, axis, dim, keepdims, keepdim, **attrs) -> Tensor:
+        axes = normalize_axes(dim_arg(name, axis, dim), self.ndim, name)
+        return apply(op, self, axes=axes, keepdims=keepdim_arg(name, keepdims, keepdim), **attrs)
 
-    def max(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(R.Max, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+    def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None, dtype=None) -> Tensor:
+        """Sum over ``axis`` (all by default). ``dtype`` casts first and sums in that dtype; bool and
+        integer tensors sum as int64 (PyTorch's rule), others keep their dtype."""
+        x = self
+        if dtype is not None:
+            x = self.to(dtype=dtype)
+        elif self.data.dtype.kind in "biu" and self.data.dtype != np.int64:
+            x = self.to(dtype=backend.int64)
+        return x._reduce(R.Sum, "sum", axis, dim, keepdims, keepdim)
 
-    def min(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(R.Min, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+    def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None, dtype=None) -> Tensor:
+        """Mean over ``axis`` (all by default); integer tensors need a floating ``dtype`` (as in PyTorch)."""
+        x = self._floating(dtype, "mean")
+        return x._reduce(R.Mean, "mean", axis, dim, keepdims, keepdim)
 
-    def logsumexp(self, axis=None, keepdims: bool = False) -> Tensor:
-        return apply(R.LogSumExp, self, axes=normalize_axes(axis, self.ndim), keepdims=keepdims)
+    def _floating(self, dtype, name) -> Tensor:
+        if dtype is not None:
+            return self.to(dtype=dtype)
+        if self.data.dtype.kind not in _float_kinds:
+            raise TypeError(f"{name}(): the input is {self.dtype}; {name} needs a floating-point tensor "
+                            f"(cast with .float(), or pass dtype=ember.float32)")
+        return self
 
-    def var(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        """Variance with Bessel's correction by default (``correction=0`` for the biased one)."""
-        axes = normalize_axes(axis, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes]))
-        centered = self - self.mean(axis=axes, keepdims=True)
-        return (centered * centered).sum(axis=axes, keepdims=keepdims) / max(count - correction, 1)
+    def amax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+        """Maximum over one or several axes; ties share the gradient evenly (PyTorch's amax)."""
+        return self._reduce(R.Max, "amax", axis, dim, keepdims, keepdim)
 
-    def std(self, axis=None, keepdims: bool = False, correction: int = 1) -> Tensor:
-        return self.var(axis=axis, keepdims=keepdims, correction=correction).sqrt()
+    def amin(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+        return self._reduce(R.Min, "amin", axis, dim, keepdims, keepdim)
 
-    def argmax(self, axis=None, keepdims: bool = False) -> Tensor:
-        return _wrap(_arg_reduce(self.data, "argmax", axis, keepdims), None)
+    def max(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        """PyTorch's max: with no axis, the largest element (0-d); with an axis, ``(values, indices)``;
+        with a tensor, the elementwise maximum. ``x.max(1)[0]`` sends each row's gradient to the
+        first maximum, as PyTorch does (``amax`` shares it among ties)."""
+        if isinstance(axis, Tensor):
+            return self.maximum(axis)
+        return self._extremum(axis, dim, keepdims, keepdim, "max")
 
-    def argmin(self, axis=None, keepdims: bool = False) -> Tensor:
-        return _wrap(_arg_reduce(self.data, "argmin", axis, keepdims), None)
+    def min(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None):
+        """PyTorch's min: see ``max``."""
+        if isinstance(axis, Tensor):
+            return self.minimum(axis)
+        return self._extremum(axis, dim, keepdims, keepdim, "min")
+
+    def _extremum(self, axis, dim, keepdims, keepdim, name):
+        axis = dim_arg(name, axis, dim)
+        keep = keepdim_arg(name, keepdims, keepdim)
+        if axis is None:
+            if keep:
+                raise TypeError(f"{name}(): keepdim needs an axis (use amax/amin over all axes instead)")
+            if self.data.size == 0:
+                raise RuntimeError(f"{name}(): the tensor is empty (shape {self.shape}); there is no {name}imum")
+            return apply(R.Max if name == "max" else R.Min, self, axes=tuple(range(self.ndim)), keepdims=False)
+        if not isinstance(axis, int):
+            raise TypeError(f"{name}(): takes one axis (an int), got {axis!r}; use amax/amin for several")
+        ax = normalize_axis(axis, self.ndim, name)
+        x = self.reshape(1) if self.ndim == 0 else self
+        if x.shape[ax] == 0:
+            raise IndexError(f"{name}(): axis {axis} of the tensor {self.shape} is empty")
+        idx = _arg_reduce(x.data, "argmax" if name == "max" else "argmin", ax, True)
+        values = apply(R.SelectAlongAxis, x, index=idx, axis=ax, keepdims=keep or self.ndim == 0)
+        indices = _wrap(idx if keep else idx.squeeze(ax), None)
+        if self.ndim == 0:
+            values, indices = values.reshape(()), _wrap(idx.reshape(()), None)
+        return MaxMin(values, indices)
+
+    def logsumexp(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+        return self._floating(None, "logsumexp")._reduce(R.LogSumExp, "logsumexp", axis, dim, keepdims, keepdim)
+
+    def var(self, axis=None, unbiased: bool | None = None, keepdims: bool = False, *, dim=None, keepdim=None,
+            correction=None) -> Tensor:
+        """Variance with N - correction in the denominator: Bessel's (correction=1) by default,
+        ``correction=0`` or ``unbiased=False`` for the biased one. N - correction <= 0 gives inf or nan
+        with a warning, as in PyTorch."""
+        return self._spread(R.Var, "var", axis, unbiased, keepdims, dim, keepdim, correction)
+
+    def std(self, axis=None, unbiased: bool | None = None, keepdims: bool = False, *, dim=None, keepdim=None,
+            correction=None) -> Tensor:
+        """Standard deviation (see ``var``); its gradient is 0 where it is 0."""
+        return self._spread(R.Std, "std", axis, unbiased, keepdims, dim, keepdim, correction)
+
+    def _spread(self, op, name, axis, unbiased, keepdims, dim, keepdim, correction):
+        if isinstance(axis, bool):  # PyTorch's var(unbiased)
+            axis, unbiased = None, axis
+        if unbiased is not None and correction is not None:
+            raise TypeError(f"{name}(): give unbiased or correction, not both")
+        corr = (1 if unbiased is None or unbiased else 0) if correction is None else correction
+        x = self._floating(None, name)
+        axes = normalize_axes(dim_arg(name, axis, dim), x.ndim, name)
+        n = math.prod(x.shape[a] for a in axes)
+        if n - corr <= 0:
+            warnings.warn(f"{name}(): degrees of freedom is <= 0 (N = {n}, correction = {corr}); the result is "
+                          "inf or nan", RuntimeWarning, stacklevel=3)
+        return apply(op, x, axes=axes, correction=corr, keepdims=keepdim_arg(name, keepdims, keepdim))
+
+    def argmax(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+        axis = dim_arg("argmax", axis, dim)
+        if axis is not None:
+            axis = normalize_axis(axis, self.ndim, "argmax")
+        return _wrap(_arg_reduce(self.data, "argmax", axis, keepdim_arg("argmax", keepdims, keepdim)), None)
+
+    def argmin(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None) -> Tensor:
+        axis = dim_arg("argmin", axis, dim)
+        if axis is not None:
+            axis = normalize_axis(axis, self.ndim, "argmin")
+        return _wrap(_arg_reduce(self.data, "argmin", axis, keepdim_arg("argmin", keepdims, keepdim)), None)
 
     # -- shape --------------------------------------------------------------------------
     def reshape(self, *shape) -> Tensor:
@@ -497,36 +622,60 @@ class Tensor:
             return self
         return apply(S.Reshape, self, shape=shape)
 
-    view = reshape
+    def view(self, *shape) -> Tensor:
+        """A view with a new shape (``reshape``; NumPy copies only when the strides make a view impossible)."""
+        if len(shape) == 1 and not isinstance(shape[0], (int, tuple, list)) and not hasattr(shape[0], "__index__"):
+            raise TypeError(f"view({shape[0]!r}): reinterpreting the bytes as another dtype is not supported; "
+                            "use .to(dtype) to convert the values")
+        return self.reshape(*shape)
 
-    def flatten(self, start_axis: int = 0, end_axis: int = -1) -> Tensor:
+    def flatten(self, start_axis=None, end_axis=None, *, start_dim=None, end_dim=None) -> Tensor:
+        """Merge axes start..end (inclusive; all by default) into one; PyTorch's ``start_dim``/``end_dim`` too."""
+        start = dim_arg("flatten", start_axis, start_dim, 0)
+        end = dim_arg("flatten", end_axis, end_dim, -1)
         if self.ndim == 0:
             return self.reshape(1)
-        start, end = start_axis % self.ndim, end_axis % self.ndim
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
-        return self.reshape(shape)
+        start, end = normalize_axis(start, self.ndim, "flatten"), normalize_axis(end, self.ndim, "flatten")
+        if start > end:
+            raise ValueError(f"flatten: start axis {start} comes after end axis {end}")
+        return self.reshape(self.shape[:start] + (math.prod(self.shape[start : end + 1]),) + self.shape[end + 1 :])
 
-    def squeeze(self, axis=None) -> Tensor:
+    def squeeze(self, axis=None, *, dim=None) -> Tensor:
+        """Drop size-1 axes: all of them, or those of ``axis`` (an int or tuple) that have size 1."""
+        axis = dim_arg("squeeze", axis, dim)
         if axis is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        axes = normalize_axes(axis, self.ndim)
+        axes = normalize_axes(axis, self.ndim, "squeeze")
         return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
 
-    def unsqueeze(self, axis: int) -> Tensor:
-        axis = axis % (self.ndim + 1)
+    def unsqueeze(self, axis=None, *, dim=None) -> Tensor:
+        axis = dim_arg("unsqueeze", axis, dim)
+        if axis is None:
+            raise TypeError("unsqueeze(): missing the axis (dim) at which to insert a size-1 axis")
+        axis = normalize_axis(axis, self.ndim + 1, "unsqueeze")
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
-    def permute(self, *axes) -> Tensor:
-        axes = tuple(a % self.ndim for a in _shape_args(axes))
+    def permute(self, *axes, dims=None) -> Tensor:
+        axes = _shape_args(axes) if dims is None else tuple(dims)
+        if len(axes) != self.ndim:
+            raise ValueError(f"permute: {axes} has {len(axes)} axes, the tensor {self.shape} has {self.ndim}")
+        axes = tuple(normalize_axis(a, self.ndim, "permute") for a in axes)
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of {self.shape}")
         return apply(S.Permute, self, axes=axes)
 
     def transpose(self, axis0: int = -2, axis1: int = -1) -> Tensor:
         """Swap two axes (PyTorch's meaning); ``.T`` reverses all of them."""
+        if self.ndim == 0:
+            normalize_axis(axis0, 0, "transpose"), normalize_axis(axis1, 0, "transpose")
+            return self
+        a0, a1 = normalize_axis(axis0, self.ndim, "transpose"), normalize_axis(axis1, self.ndim, "transpose")
         axes = list(range(self.ndim))
-        axes[axis0], axes[axis1] = axes[axis1], axes[axis0]
+        axes[a0], axes[a1] = axes[a1], axes[a0]
         return apply(S.Permute, self, axes=tuple(axes))
+
+    swapaxes = transpose
+    swapdims = transpose
 
     @property
     def T(self) -> Tensor:
@@ -544,23 +693,40 @@ class Tensor:
         full = tuple(self.shape[i - lead] if (n == -1 and i >= lead) else n for i, n in enumerate(shape))
         return apply(S.Expand, self, shape=full)
 
+    def expand_as(self, other: Tensor) -> Tensor:
+        return self.expand(*other.shape)
+
     def broadcast_to(self, shape) -> Tensor:
         return self.expand(*shape)
 
+    def contiguous(self) -> Tensor:
+        """This tensor if its memory is C-contiguous, else a contiguous copy (in the graph)."""
+        flags = getattr(self.data, "flags", None)
+        if flags is None or flags.c_contiguous:
+            return self
+        return apply(S.Copy, self)
+
+    def is_contiguous(self) -> bool:
+        return bool(self.data.flags.c_contiguous)
+
     def __getitem__(self, index) -> Tensor:
-        return apply(S.GetItem, self, index=_index_arrays(index, self))
+        """NumPy-style indexing read as PyTorch reads it (see ``ember/indexing.py`` for the two differences)."""
+        idx, then = _index_arrays(index, self)
+        out = apply(S.GetItem, self, index=idx)
+        return out if then is None else apply(S.GetItem, out, index=then)
 
     def __setitem__(self, index, value) -> None:
         """``x[index] = value`` in place. Recorded in the graph when ``x`` or ``value`` needs a gradient:
         the written elements then take their gradient from ``value``, the others keep ``x``'s."""
-        idx = _index_arrays(index, self)
+        idx, then = _index_arrays(index, self)
         if isinstance(value, Tensor) and _records_inplace(self, (value,)):
-            self._inplace_recorded(S.SetItem, (value,), dict(index=idx), "setitem")
+            value = _cast_operand(value, self, "setitem")
+            self._inplace_recorded(S.SetItem, (value,), dict(index=idx, then=then), "setitem")
             return
         if _records_inplace(self, ()):
-            self._inplace_recorded(S.SetItem, (), dict(index=idx, value=_constant(value, self)), "setitem")
+            self._inplace_recorded(S.SetItem, (), dict(index=idx, then=then, value=_constant(value, self)), "setitem")
             return
-        self.data[idx] = value.data if isinstance(value, Tensor) else value
+        _indexing.assign(self.data, idx, then, value.data if isinstance(value, Tensor) else value)
         self._vbox[0] += 1
 
     def __iter__(self):
@@ -770,14 +936,11 @@ class Tensor:
     clamp = clip
 
     def maximum(self, other):
-        if _is_scalar(other):
-            return self.clip(min=other)
-        return apply(E.Maximum, *_promote(self, _tensor_like(other, self), E.Maximum))
+        """Elementwise maximum; ties share the gradient evenly (PyTorch's rule), a number operand included."""
+        return apply(E.Maximum, *_operands_with_scalar(self, other))
 
     def minimum(self, other):
-        if _is_scalar(other):
-            return self.clip(max=other)
-        return apply(E.Minimum, *_promote(self, _tensor_like(other, self), E.Minimum))
+        return apply(E.Minimum, *_operands_with_scalar(self, other))
 
     def softmax(self, axis: int = -1):
         return apply(N.Softmax, self, axis=axis)
@@ -821,6 +984,18 @@ class Tensor:
     negative = neg
 
 
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor", "int64": "LongTensor",
+               "int32": "IntTensor", "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
+               "bool": "BoolTensor"}
+
+
+class MaxMin(NamedTuple):
+    """What ``max(dim)``/``min(dim)`` return, as PyTorch's ``torch.return_types.max``."""
+
+    values: Tensor
+    indices: Tensor
+
+
 class _ToDevice(_autograd.Function):
     """Copy between devices; the gradient is copied back."""
 
@@ -839,6 +1014,8 @@ def _is_device_name(name: str) -> bool:
 
 
 def _arg_reduce(data, name, axis, keepdims):
+    if data.ndim == 0:  # PyTorch: the only element is at index 0
+        return data.reshape(1).__getattribute__(name)().reshape(()) * 0
     if axis is None:
         out = getattr(data.reshape(-1), name)()
         return out.reshape((1,) * data.ndim) if keepdims else out
@@ -853,19 +1030,11 @@ def _shape_args(shape) -> tuple:
 
 
 def _index_arrays(index, like: Tensor):
-    """Replace Tensors and lists inside an index with arrays on the indexed tensor's device."""
+    """The index as (first step, second step or None) of arrays on the indexed tensor's device."""
     xp = _xp_of(like.data)
-    if isinstance(index, tuple):
-        return tuple(_index_part(p, xp) for p in index)
-    return _index_part(index, xp)
-
-
-def _index_part(part, xp):
-    if isinstance(part, Tensor):
-        return part.data
-    if isinstance(part, list):
-        return xp.asarray(part)
-    return part
+    parts = index if isinstance(index, tuple) else (index,)
+    parts = tuple(_indexing.index_part(p.data if isinstance(p, Tensor) else p, xp) for p in parts)
+    return _indexing.split_index(parts, like.ndim)
 
 
 def _records_inplace(t: Tensor, others) -> bool:
@@ -906,6 +1075,39 @@ def _bool_mask(mask, like: Tensor, name: str):
     except ValueError:
         raise ValueError(f"{name}: mask of shape {m.shape} does not broadcast to the shape {like.shape}") from None
     return m
+
+
+def scalar_result_dtype(dtype, value) -> np.dtype:
+    """The dtype of an op between a tensor of ``dtype`` and a Python number (PyTorch's promotion): a float
+    tensor keeps its dtype; an integer tensor meeting a float becomes the default float; a bool tensor
+    meeting an int becomes int64."""
+    dtype = np.dtype(dtype)
+    value = _scalar(value) if not isinstance(value, bool) else value
+    if dtype.kind in _float_kinds:
+        return dtype
+    if isinstance(value, float):
+        return backend.get_default_dtype()
+    if dtype == np.bool_ and not isinstance(value, bool):
+        return backend.int64
+    return dtype
+
+
+def _operands_with_scalar(a, b):
+    """Two operands of a binary op, either possibly a Python number (or array-like): two tensors of one
+    dtype, a number becoming a 0-d tensor of PyTorch's result dtype (no float64 from a Python float)."""
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return _promote(a, b, E.Where)
+    if isinstance(b, Tensor):
+        b, a = _operands_with_scalar(b, a)
+        return a, b
+    if not isinstance(a, Tensor):
+        raise TypeError(f"expected a tensor operand, got {type(a).__name__} and {type(b).__name__}")
+    if not _is_scalar(b):
+        return _promote(a, Tensor(as_array(b), device=a.device), E.Where)
+    dt = scalar_result_dtype(a.dtype, b)
+    if a.dtype != dt:
+        a = a.to(dtype=dt)
+    return a, Tensor(_xp_of(a.data).asarray(_scalar(b), dtype=dt))
 
 
 def _tensor_like(value, like: Tensor) -> Tensor:

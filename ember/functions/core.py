@@ -3,10 +3,14 @@ unary shortcuts."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import backend
 from ..ops import elementwise as E
 from ..ops import linalg as L
 from ..ops import shape as S
-from ..tensor import Tensor, _promote, _tensor_like, apply
+from ..ops.util import dim_arg, normalize_axis
+from ..tensor import Tensor, _operands_with_scalar, _promote, apply
 
 __all__ = [
     "cat",
@@ -29,6 +33,7 @@ __all__ = [
     "argmax",
     "is_tensor",
     "concat",
+    "concatenate",
 ]
 
 
@@ -38,51 +43,87 @@ def _same_dtype(tensors, op_name):
         raise TypeError(f"ember.{op_name}: tensors have different dtypes {sorted(map(str, dtypes))}; cast first")
 
 
-def cat(tensors, axis: int = 0) -> Tensor:
-    """Concatenate along an existing axis."""
+def _join_args(tensors, axis, dim, name):
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("ember.cat: needs at least one tensor")
-    _same_dtype(tensors, "cat")
+        raise ValueError(f"ember.{name}: needs at least one tensor")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"ember.{name}: item {i} is a {type(t).__name__}, not a Tensor")
+    _same_dtype(tensors, name)
+    return tensors, dim_arg(name, axis, dim, 0)
+
+
+def cat(tensors, axis=None, *, dim=None) -> Tensor:
+    """Concatenate along an existing axis (0 by default)."""
+    tensors, axis = _join_args(tensors, axis, dim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"ember.cat: tensor {i} is 0-d and cannot be concatenated; use ember.stack, or "
+                             ".reshape(1) first")
     ndim = tensors[0].ndim
-    return apply(S.Concat, *tensors, axis=axis % ndim)
+    ax = normalize_axis(axis, ndim, "ember.cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != ndim or t.shape[:ax] + t.shape[ax + 1 :] != tensors[0].shape[:ax] + tensors[0].shape[ax + 1 :]:
+            raise ValueError(f"ember.cat: tensor {i} has shape {t.shape}, tensor 0 has {tensors[0].shape}; all "
+                             f"sizes must match except along axis {ax}")
+    return apply(S.Concat, *tensors, axis=ax)
 
 
 concat = cat
+concatenate = cat
 
 
-def stack(tensors, axis: int = 0) -> Tensor:
-    """Join along a new axis."""
-    tensors = list(tensors)
-    if not tensors:
-        raise ValueError("ember.stack: needs at least one tensor")
-    _same_dtype(tensors, "stack")
+def stack(tensors, axis=None, *, dim=None) -> Tensor:
+    """Join along a new axis (0 by default)."""
+    tensors, axis = _join_args(tensors, axis, dim, "stack")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"ember.stack: all tensors must have the same shape, got {sorted(shapes)}")
-    return apply(S.Stack, *tensors, axis=axis % (tensors[0].ndim + 1))
+    return apply(S.Stack, *tensors, axis=normalize_axis(axis, tensors[0].ndim + 1, "ember.stack"))
 
 
-def split(t: Tensor, split_size_or_sections, axis: int = 0):
-    return t.split(split_size_or_sections, axis)
+def split(t: Tensor, split_size_or_sections, axis=None, *, dim=None):
+    return t.split(split_size_or_sections, dim_arg("split", axis, dim, 0))
 
 
-def where(cond, a, b) -> Tensor:
-    """Elementwise ``a`` where ``cond`` else ``b``; ``a``/``b`` may be tensors or numbers."""
-    cond_arr = cond.data if isinstance(cond, Tensor) else cond
-    like = a if isinstance(a, Tensor) else b
-    if not isinstance(like, Tensor):
-        raise TypeError("ember.where: at least one of a and b must be a Tensor")
-    a, b = _promote(_tensor_like(a, like), _tensor_like(b, like), E.Where)
-    return apply(E.Where, a, b, cond=cond_arr.astype(bool, copy=False))
+def where(condition, input, other) -> Tensor:  # noqa: A002 - PyTorch's names
+    """Elementwise ``input`` where ``condition`` (boolean) is true, else ``other``; either may be a number.
+
+    Numbers take the dtype PyTorch would give them: a tensor's float dtype, the default float for a
+    float number meeting an integer tensor, int64 for two integers.
+    """
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    if not isinstance(condition, Tensor):
+        like = input if isinstance(input, Tensor) else other
+        xp = like.device.xp if isinstance(like, Tensor) else np
+        cond = xp.asarray(cond)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"ember.where: the condition must be a boolean tensor, got {cond.dtype} "
+                        "(compare first, e.g. x > 0)")
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        dt = _scalars_dtype(input, other)
+        device = condition.device if isinstance(condition, Tensor) else None
+        input, other = (Tensor(np.asarray(v, dtype=dt), device=device) for v in (input, other))
+    input, other = _operands_with_scalar(input, other)
+    return apply(E.Where, input, other, cond=cond)
 
 
-def maximum(a: Tensor, b) -> Tensor:
-    return a.maximum(b)
+def _scalars_dtype(a, b):
+    if isinstance(a, bool) and isinstance(b, bool):
+        return backend.bool_
+    if isinstance(a, float) or isinstance(b, float):
+        return backend.get_default_dtype()
+    return backend.int64
 
 
-def minimum(a: Tensor, b) -> Tensor:
-    return a.minimum(b)
+def maximum(input, other) -> Tensor:  # noqa: A002
+    """Elementwise maximum; ties share the gradient evenly (PyTorch's rule), a number operand included."""
+    return apply(E.Maximum, *_operands_with_scalar(input, other))
+
+
+def minimum(input, other) -> Tensor:  # noqa: A002
+    return apply(E.Minimum, *_operands_with_scalar(input, other))
 
 
 def clip(a: Tensor, min=None, max=None) -> Tensor:  # noqa: A002

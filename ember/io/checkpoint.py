@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .safetensors_io import read_safetensors
+
 FORMAT = "ember"
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -55,14 +57,12 @@ def save_checkpoint(path: str | os.PathLike, model, extra: dict | None = None, m
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     """Read and validate a checkpoint: returns (arrays by name, metadata with config/extra decoded)."""
     from safetensors import SafetensorError
-    from safetensors.numpy import load_file
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        arrays = load_file(str(path))
-        metadata = _read_metadata(path)
+        arrays, metadata = read_safetensors(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint (truncated or corrupt?): {exc}") from exc
     if metadata.get("format") != FORMAT:
@@ -82,13 +82,6 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: corrupt JSON in the checkpoint metadata: {exc}") from exc
     return arrays, metadata
-
-
-def _read_metadata(path: Path) -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as f:
-        return dict(f.metadata() or {})
 
 
 def load_into(model, path: str | os.PathLike, strict: bool = True) -> dict:

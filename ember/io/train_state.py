@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError
+from .safetensors_io import read_safetensors
 
 FORMAT = "ember-train-state"
 FORMAT_VERSION = 1
@@ -50,16 +51,13 @@ def save_train_state(path: str | os.PathLike, model, optimizer, state: dict) -> 
 
 def read_train_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict, dict]:
     """(model arrays, optimizer state dict, trainer state) from a file, validated as a whole."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.numpy import load_file
+    from safetensors import SafetensorError
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such training-state file")
     try:
-        arrays = load_file(str(path))
-        with safe_open(str(path), framework="numpy") as f:
-            meta = dict(f.metadata() or {})
+        arrays, meta = read_safetensors(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable training state (truncated or corrupt?): {exc}") from exc
     if meta.get("format") != FORMAT or meta.get("format_version") != str(FORMAT_VERSION):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.safetensors_io import read_safetensors
 from ..ops.bspline import check_finite, is_uniform, local_basis, scatter_local
 from ..ops.elementwise import sigmoid
 from ..tensor import Tensor
@@ -94,15 +95,13 @@ class BakedKAN:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BakedKAN:
-        from safetensors import SafetensorError, safe_open
+        from safetensors import SafetensorError
 
         path = Path(path)
         if not path.is_file():
             raise BakedKANError(f"{path}: no such baked KAN file")
         try:
-            with safe_open(str(path), framework="numpy") as f:
-                meta = dict(f.metadata() or {})
-                tensors = {name: f.get_tensor(name) for name in f.keys()}
+            tensors, meta = read_safetensors(path)
         except (SafetensorError, OSError, ValueError) as exc:
             raise BakedKANError(f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}") from exc
         if meta.get("format") != FORMAT:

@@ -47,6 +47,10 @@ class CausalSelfAttention(Function):
         if c3 != 3 * c or c % n_head:
             raise ValueError(f"attention: qkv width {c3} is not 3·C with C divisible by {n_head} heads")
         d = c // n_head
+        ctx.qkv, ctx.n_head = qkv, n_head
+        if t == 0:  # an empty sequence attends to nothing: an empty result (PyTorch's), no softmax of nothing
+            ctx.p = None
+            return xp.zeros((b, 0, c), dtype=qkv.dtype)
         heads = qkv.reshape(b, t, 3, n_head, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, D) view
         q, k, v = heads[0], heads[1], heads[2]
         scale = 1.0 / math.sqrt(d)
@@ -67,6 +71,8 @@ class CausalSelfAttention(Function):
     def backward(ctx, g):
         xp = ctx.xp
         qkv, p, n_head = ctx.qkv, ctx.p, ctx.n_head
+        if p is None:
+            return xp.zeros(qkv.shape, dtype=g.dtype)
         b, t, c3 = qkv.shape
         c = c3 // 3
         d = c // n_head

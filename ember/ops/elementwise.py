@@ -10,13 +10,15 @@ import math
 
 from ..autograd import Function, crossed_saves
 from ..backend import special
-from .util import unbroadcast
+from .util import quiet_float_errors, unbroadcast
 
 
 def sigmoid(xp, a):
     """1/(1 + e^-a) as 0.5·tanh(a/2) + 0.5: stable for any a, and 6x faster than scipy's expit on
     float32 here (NumPy's tanh is vectorised). Values below ~1e-7 lose relative precision, which
     activations and their gradients never notice."""
+    if a.ndim == 0:  # NumPy ufuncs return immutable scalars for 0-d input; work on one element
+        return sigmoid(xp, a.reshape(1)).reshape(())
     out = xp.multiply(a, 0.5)
     xp.tanh(out, out=out)
     out *= 0.5
@@ -85,21 +87,27 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b with both operands tensors (b > 0 where a <= 0 has no real gradient for b)."""
+    """a ** b with both operands tensors, with PyTorch's gradient conventions at the edges: no
+    gradient for a where b == 0, none for b where a == 0 and b >= 0 (elsewhere b's gradient is
+    a**b·log(a), nan for negative a)."""
 
     saves = (0, 1, "out")
 
     def forward(ctx, a, b):
-        out = a**b
+        with quiet_float_errors(ctx.xp):  # 0 ** -1 is inf, (-8) ** 0.5 nan, silently, as in PyTorch
+            out = a**b
         ctx.a, ctx.b, ctx.out = a, b, out
         return out
 
     def backward(ctx, g):
         xp, a, b, out = ctx.xp, ctx.a, ctx.b, ctx.out
         na, nb = ctx.needs_input_grad
-        ga = unbroadcast(g * b * a ** (b - 1), a.shape) if na else None
-        gb = unbroadcast(g * out * xp.log(a), b.shape) if nb else None
+        zero = g.dtype.type(0)
+        with quiet_float_errors(xp):
+            ga = unbroadcast(xp.where(b == 0, zero, g * b * a ** (b - 1)), a.shape) if na else None
+            gb = unbroadcast(xp.where((a == 0) & (b >= 0), zero, g * out * xp.log(a)), b.shape) if nb else None
         return ga, gb
+
 
 
 class Maximum(Function):
@@ -237,27 +245,41 @@ class PowScalar(Function):
 
     def forward(ctx, a, p):
         ctx.a, ctx.p = a, p
-        return a * a if p == 2 else a**p
+        if p == 2:
+            return a * a
+        with quiet_float_errors(ctx.xp):
+            return a**p
 
     def backward(ctx, g):
         a, p = ctx.a, ctx.p
         if p == 2:
             return g * (2.0 * a)
-        return g * (p * a ** (p - 1))
+        if p == 0:  # PyTorch: a zero gradient through x ** 0, even at x = 0
+            return ctx.xp.zeros_like(g)
+        with quiet_float_errors(ctx.xp):
+            return g * (p * a ** (p - 1))
 
 
 class RPowScalar(Function):
-    """c ** a for a Python number c > 0."""
+    """c ** a for a Python number c; as PyTorch, 0 ** a is inf/1/0 and its gradient is 0 where a >= 0,
+    a negative c gives real powers for integral a and a nan gradient (log c is not real)."""
 
-    saves = ("out",)
+    saves = (0, "out")
 
     def forward(ctx, a, c):
-        out = c**a
-        ctx.out, ctx.logc = out, math.log(c)
+        with quiet_float_errors(ctx.xp):
+            out = ctx.xp.power(a.dtype.type(c), a)
+        ctx.a, ctx.out, ctx.c = a, out, c
         return out
 
     def backward(ctx, g):
-        return g * ctx.out * ctx.logc
+        xp, c = ctx.xp, ctx.c
+        if c > 0:
+            return g * ctx.out * math.log(c)
+        with quiet_float_errors(xp):
+            if c == 0:
+                return xp.where(ctx.a >= 0, g.dtype.type(0), g * ctx.out * -math.inf)
+            return g * ctx.out * math.nan
 
 
 # ----------------------------------------------------------------------------- unary
@@ -416,6 +438,9 @@ def normal_cdf_and_density(xp, a):
     """
     if a.dtype != xp.float32:
         return 0.5 * (1 + special(xp).erf(a * _INV_SQRT_2)), _INV_SQRT_2PI * xp.exp(-0.5 * a * a)
+    if a.ndim == 0:  # NumPy ufuncs return immutable scalars for 0-d input; work on one element
+        cdf, pdf = normal_cdf_and_density(xp, a.reshape(1))
+        return cdf.reshape(()), pdf.reshape(())
     t = xp.abs(a)
     t *= _AS_P_HALF
     t += 1.0

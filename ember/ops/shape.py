@@ -7,6 +7,7 @@ with integer arrays scatters with ``add.at`` so repeated indices accumulate.
 from __future__ import annotations
 
 from ..autograd import Function
+from ..indexing import assign, select
 from .util import unbroadcast
 
 
@@ -137,15 +138,16 @@ class SetItem(Function):
 
     ``value`` is input 1 when it is a tensor (differentiated: it gets the gradient of the elements
     it wrote, summed over broadcasting) or the ``value`` attribute when it is a constant. The
-    elements that were overwritten pass no gradient back to ``a``.
+    elements that were overwritten pass no gradient back to ``a``. ``then`` is the second step of
+    an index that PyTorch reads in two steps (see ``ember/indexing.py``).
     """
 
     saves = ()
 
-    def forward(ctx, a, *v, index, value=None):
+    def forward(ctx, a, *v, index, then=None, value=None):
         out = a.copy()
-        out[index] = v[0] if v else value
-        ctx.index, ctx.v_shape = index, v[0].shape if v else None
+        assign(out, index, then, v[0] if v else value)
+        ctx.index, ctx.then, ctx.v_shape = index, then, v[0].shape if v else None
         return out
 
     def backward(ctx, g):
@@ -153,12 +155,12 @@ class SetItem(Function):
         ga = None
         if needs[0]:
             ga = g.copy()
-            ga[ctx.index] = 0
+            assign(ga, ctx.index, ctx.then, 0)
         if len(needs) == 1:
             return ga
         gv = None
         if needs[1]:
-            written = g[ctx.index]
+            written = select(g, ctx.index, ctx.then)
             shape = ctx.v_shape
             if written.ndim < len(shape):  # NumPy drops a value's leading size-1 axes when assigning
                 written = written.reshape((1,) * (len(shape) - written.ndim) + written.shape)

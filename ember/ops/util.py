@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 
 def unbroadcast(grad, shape: tuple):
     """Sum ``grad`` over the axes that broadcasting added or stretched, so it has ``shape``.
@@ -20,20 +22,37 @@ def unbroadcast(grad, shape: tuple):
     return grad.reshape(shape)
 
 
-def normalize_axes(axis, ndim: int) -> tuple[int, ...]:
-    """``None`` -> all axes; an int or tuple of ints (negative allowed) -> sorted non-negative tuple."""
+def normalize_axes(axis, ndim: int, op: str = "reduce") -> tuple[int, ...]:
+    """``None`` -> all axes; an int or tuple of ints (negative allowed) -> sorted non-negative tuple.
+
+    As PyTorch, a 0-d tensor accepts axis 0 or -1 (meaning the tensor itself: no axis to reduce).
+    """
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, int):
         axis = (axis,)
     out = []
     for a in axis:
-        if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"axis {a} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(a % ndim if ndim else 0)
+        out.append(normalize_axis(a, ndim, op))
+    if ndim == 0:
+        return ()
     if len(set(out)) != len(out):
-        raise ValueError(f"repeated axis in {axis}")
+        raise ValueError(f"{op}: repeated axis in {tuple(axis)}")
     return tuple(sorted(out))
+
+
+def normalize_axis(axis: int, ndim: int, op: str = "op") -> int:
+    """One axis in [-ndim, ndim) as a non-negative int (0-d tensors take 0 or -1, PyTorch's rule)."""
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        if hasattr(axis, "__index__"):
+            axis = axis.__index__()
+        else:
+            raise TypeError(f"{op}: an axis must be an integer, got {axis!r}")
+    lo, hi = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
+    if not lo <= axis <= hi:
+        raise IndexError(f"{op}: axis {axis} is out of range for a tensor with {ndim} dimension(s) "
+                         f"(expected one in [{lo}, {hi}])")
+    return axis % ndim if ndim else 0
 
 
 def keepdims_shape(shape: tuple, axes: tuple[int, ...]) -> tuple:
@@ -61,3 +80,10 @@ def keepdim_arg(op: str, keepdims: bool, keepdim) -> bool:
     if keepdims:
         raise TypeError(f"{op}: got both keepdims and keepdim; they are the same argument, give one")
     return bool(keepdim)
+
+
+def quiet_float_errors(xp):
+    """A context that silences divide/invalid/overflow warnings where inf/nan results are intended
+    (PyTorch's edge values); CuPy does not warn, so it gets a null context."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(divide="ignore", invalid="ignore", over="ignore") if errstate else contextlib.nullcontext()

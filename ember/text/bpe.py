@@ -103,6 +103,7 @@ class ByteBPETokenizer:
         self._special_split = (regex.compile("(" + "|".join(regex.escape(t) for t in
                                                            sorted(self.special_tokens, key=len, reverse=True)) + ")")
                                if self.special_tokens else None)
+        self._subset_splitters: dict[frozenset, object] = {}
         self._cache: dict[str, list[int]] = {}
         self._merge_keys = self._merge_ranks = None  # sorted pair keys for _merge_many, built on first use
 
@@ -228,15 +229,16 @@ class ByteBPETokenizer:
 
     def encode(self, text: str, allowed_special: str | set = "all") -> list[int]:
         """Token ids of ``text``. Special-token strings become their ids when allowed ('all', a set of
-        them, or 'none' to treat them as ordinary text)."""
+        them, or 'none'); any other special-token string is ordinary text, encoded exactly as it would
+        be with 'none' (the text is cut only at allowed specials, as tiktoken and tokenizers do)."""
         if not isinstance(text, str):
             raise TypeError(f"encode: expected a str, got {type(text).__name__}")
-        if not self._special_split or allowed_special == "none":
+        splitter = self._splitter(allowed_special)
+        if splitter is None:
             return self._encode_ordinary(text)
-        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
         chunks, specials = [], []  # specials: (chunks before it, its id); all chunks looked up at once
-        for i, part in enumerate(self._special_split.split(text)):
-            if i % 2 and part in allowed:
+        for i, part in enumerate(splitter.split(text)):
+            if i % 2:
                 specials.append((len(chunks), self.special_tokens[part]))
             elif part:
                 chunks += self._chunks(part)
@@ -248,6 +250,27 @@ class ByteBPETokenizer:
             start = at
         out.extend(chain.from_iterable(parts[start:]))
         return out
+
+    def _splitter(self, allowed_special):
+        """The regex that cuts text at the allowed special tokens (None: no special token is allowed)."""
+        if allowed_special == "all":
+            return self._special_split
+        if allowed_special == "none" or not self._special_split:
+            return None
+        if isinstance(allowed_special, str):
+            raise ValueError(f"encode: allowed_special must be 'all', 'none' or a set of special tokens, "
+                             f"got {allowed_special!r}")
+        allowed = frozenset(allowed_special)
+        unknown = allowed - set(self.special_tokens)
+        if unknown:
+            raise ValueError(f"encode: {sorted(unknown)} are not special tokens of this tokenizer "
+                             f"(it has {sorted(self.special_tokens)})")
+        if not allowed:
+            return None
+        if allowed not in self._subset_splitters:
+            alternatives = "|".join(regex.escape(t) for t in sorted(allowed, key=len, reverse=True))
+            self._subset_splitters[allowed] = regex.compile("(" + alternatives + ")")
+        return self._subset_splitters[allowed]
 
     def decode_bytes(self, ids) -> bytes:
         vocab, special = self.vocab, self._special_bytes

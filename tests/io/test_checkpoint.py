@@ -342,3 +342,26 @@ def test_unknown_model_name_or_config(tmp_path, small_mlp):
                             ember_metadata(config=json.dumps({"sizes": [784, 64, 10]})))
     with pytest.raises(CheckpointError, match=f"{names_file(wrong_sizes)}: weights do not fit the model 'mlp'"):
         load_model(wrong_sizes)
+
+
+def test_bfloat16_checkpoints_load_as_float32_exactly(tmp_path, small_mlp, torch):
+    """Hugging Face weights often come in bfloat16, which NumPy lacks: each value widens to float32 exactly."""
+    import safetensors.torch
+
+    path = save_checkpoint(tmp_path / "mlp.safetensors", small_mlp)
+    arrays, meta = read_checkpoint(path)
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+    bf16 = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in arrays.items()}
+    bf16_path = tmp_path / "mlp_bf16.safetensors"
+    safetensors.torch.save_file(bf16, str(bf16_path), metadata=meta)
+    loaded, _ = read_checkpoint(bf16_path)
+    for name, t in bf16.items():
+        assert loaded[name].dtype == np.float32
+        np.testing.assert_array_equal(loaded[name], t.float().numpy())
+    model, _ = load_model(bf16_path)
+    for name, p in model.state_dict().items():
+        np.testing.assert_array_equal(p.numpy(), bf16[name].float().numpy())
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(bf16_path.read_bytes()[:-7])
+    with pytest.raises(CheckpointError, match="cut.safetensors"):
+        read_checkpoint(truncated)

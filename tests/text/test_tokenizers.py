@@ -248,3 +248,36 @@ def test_the_chunk_cache_is_bounded_and_never_changes_the_ids(bpe, monkeypatch):
         # over the limit, the cache was emptied before this call: it holds this text's chunks only
         assert set(fresh._cache) <= set(regex.findall(GPT2_PATTERN, text))
     assert fresh.encode(CORPUS) == expected[0]
+
+
+SPECIAL_TEXTS = st.lists(st.one_of(UNICODE_TEXT, st.sampled_from(["<|endoftext|>", "<|pad|>", " <|pad|>", "<|end"])),
+                         max_size=8).map("".join)
+
+
+@pytest.fixture(scope="module")
+def bpe2():
+    # text with "<|" and "|>" in ordinary use, so merges across a special token's edges exist: cutting the
+    # text at a disallowed special would then change the ids
+    arrows = "x <|y |> z!<|pad |>!! <|end\n" * 40
+    return ByteBPETokenizer.train(CORPUS + arrows, 330, special_tokens=["<|endoftext|>", "<|pad|>"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(SPECIAL_TEXTS)
+def test_disallowed_special_tokens_are_ordinary_text_as_in_tokenizers(tokenizers, bpe2, text):
+    """A special token outside allowed_special is encoded as the text around it would encode it: exactly
+    as 'none' does, and as Hugging Face tokenizers does when only the allowed specials are registered."""
+    assert bpe2.encode(text, allowed_special=set()) == bpe2.encode(text, allowed_special="none")
+    hf = _hf_from_merges(tokenizers, bpe2)
+    hf.add_special_tokens(["<|pad|>"])
+    assert bpe2.encode(text, allowed_special={"<|pad|>"}) == hf.encode(text, add_special_tokens=False).ids
+    hf_all = _hf_from_merges(tokenizers, bpe2)
+    hf_all.add_special_tokens(["<|endoftext|>", "<|pad|>"])
+    assert bpe2.encode(text, allowed_special="all") == hf_all.encode(text, add_special_tokens=False).ids
+
+
+def test_allowed_special_names_unknown_tokens(bpe2):
+    with pytest.raises(ValueError, match="not special tokens"):
+        bpe2.encode("hi", allowed_special={"<|nope|>"})
+    with pytest.raises(ValueError, match="allowed_special must be"):
+        bpe2.encode("hi", allowed_special="some")

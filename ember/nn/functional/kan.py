@@ -41,7 +41,22 @@ def kan_linear(x: Tensor, base_weight: Tensor, spline_weight: Tensor, spline_sca
                k: int, uniform: bool | None = None) -> Tensor:
     """The KAN layer y = silu(x) @ w_bᵀ + B(x) @ (c·w_s)ᵀ as one fused op (see ember/ops/kan.py)."""
     _same_dtype("kan_linear", x, base_weight, spline_weight, spline_scaler)
-    knots_arr = knots.data if isinstance(knots, Tensor) else knots
+    knots_arr = knots.data if isinstance(knots, Tensor) else backend.device_of(x.data).xp.asarray(knots)
+    if spline_weight.ndim != 3:
+        raise ValueError(f"kan_linear: spline_weight must be (out, in, G+k), got {spline_weight.shape}")
+    out_f, in_f, n_basis = spline_weight.shape
+    _check_knots(knots_arr, k, in_f, "kan_linear")
+    expected = {
+        "base_weight": ((out_f, in_f), base_weight.shape),
+        "spline_weight": ((out_f, in_f, knots_arr.shape[1] - k - 1), spline_weight.shape),
+        "input": ((in_f,), tuple(x.shape[-1:])),
+    }
+    if spline_scaler is not None:
+        expected["spline_scaler"] = ((out_f, in_f), spline_scaler.shape)
+    for name, (want, got) in expected.items():
+        if tuple(got) != want:
+            raise ValueError(f"kan_linear: {name} has shape {tuple(got)}, expected {want} for knots "
+                             f"{tuple(knots_arr.shape)} of order k={k} (G+k = {knots_arr.shape[1] - k - 1} bases)")
     if uniform is None:
         uniform = BS.is_uniform(backend.to_device(knots_arr, backend.CPU))
     args = (x, base_weight, spline_weight) + ((spline_scaler,) if spline_scaler is not None else ())
