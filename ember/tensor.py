@@ -881,6 +881,29 @@ class Tensor:
         self._vbox[0] += 1
         return self
 
+    def masked_fill(self, mask, value) -> Tensor:
+        """A copy with ``value`` where the boolean ``mask`` (broadcastable to this shape) is true; ``value`` may
+        be a number or a 0-d tensor (which then gets the gradient of the filled elements)."""
+        m = _bool_mask(mask, self, "masked_fill")
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise ValueError(f"masked_fill: the value must be a number or a 0-d tensor, got shape {value.shape}")
+            return apply(E.Where, *_promote(value.expand(*self.shape), self, E.Where), cond=m)
+        return apply(E.MaskedFill, self, mask=m, value=_scalar(value))
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two axes (from ``diagonal`` down), zeros above."""
+        return self._triangle(diagonal, False, "tril")
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two axes (from ``diagonal`` up), zeros below."""
+        return self._triangle(diagonal, True, "triu")
+
+    def _triangle(self, diagonal, upper, name):
+        if self.ndim < 2:
+            raise ValueError(f"{name}: needs at least 2 dimensions, got a tensor of shape {self.shape}")
+        return apply(E.Triangle, self, k=int(diagonal), upper=upper)
+
     def masked_fill_(self, mask, value) -> Tensor:
         """Set the elements where ``mask`` (broadcastable, boolean) is true to ``value``, in place."""
         m = _bool_mask(mask, self, "masked_fill_")
@@ -1066,14 +1089,16 @@ def _constant(value, like: Tensor):
 
 
 def _bool_mask(mask, like: Tensor, name: str):
-    """A boolean mask array on ``like``'s device that broadcasts to its shape."""
+    """A boolean mask array on ``like``'s device that broadcasts to its shape (without enlarging it)."""
     m = mask.data if isinstance(mask, Tensor) else _xp_of(like.data).asarray(mask)
     if m.dtype != np.bool_:
         raise TypeError(f"{name}: the mask must be boolean, got {m.dtype}")
     try:
-        np.broadcast_shapes(m.shape, like.shape)
+        fits = np.broadcast_shapes(m.shape, like.shape) == like.shape
     except ValueError:
-        raise ValueError(f"{name}: mask of shape {m.shape} does not broadcast to the shape {like.shape}") from None
+        fits = False
+    if not fits:
+        raise ValueError(f"{name}: mask of shape {m.shape} does not broadcast to the shape {like.shape}")
     return m
 
 

@@ -34,6 +34,9 @@ __all__ = [
     "is_tensor",
     "concat",
     "concatenate",
+    "masked_fill",
+    "tril",
+    "triu",
 ]
 
 
@@ -196,3 +199,16 @@ def argmax(t, axis=None, keepdims=False):
 def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
+
+
+def masked_fill(input: Tensor, mask, value) -> Tensor:  # noqa: A002
+    """``input`` with ``value`` where the boolean ``mask`` is true (see ``Tensor.masked_fill``)."""
+    return input.masked_fill(mask, value)
+
+
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
+    return input.tril(diagonal)
+
+
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
+    return input.triu(diagonal)

@@ -1,12 +1,18 @@
-"""Causal multi-head self-attention as one fused op, from the fused q|k|v projection to merged heads.
+"""Attention as fused ops: one kernel (``attend``/``attend_backward``) behind two ops.
+
+``CausalSelfAttention`` goes from the fused q|k|v projection to merged heads (the GPT's layer):
 
     qkv (B, T, 3C) -> q, k, v (B, H, T, D) -> S = q kᵀ / sqrt(D) + causal mask -> P = softmax(S)
     -> dropout(P) -> y = P v -> (B, T, C)
 
-Scores are kept key-major, Sᵀ (B, H, T_k, T_q): the softmax's max and sum then reduce over an
+``ScaledDotProductAttention`` is PyTorch's ``F.scaled_dot_product_attention`` on separate q (..., L, E),
+k (..., S, E), v (..., S, Ev), with an additive mask (a boolean mask becomes 0/-inf), any scale, and
+rows with no allowed key giving zeros (PyTorch's "safe softmax") instead of nan.
+
+Scores are kept key-major, Sᵀ (..., S, L): the softmax's max and sum then reduce over an
 outer axis, which NumPy vectorises across the queries, instead of over 64-element rows (a row
 max ran 17x faster this way here). Backward is the textbook one, with P (after dropout, if any)
-the only T×T arrays saved (plus its dropout mask):
+the only L×S arrays saved (plus its dropout mask):
 
     dV = Pᵀ dy,  dP = dy Vᵀ,  dS = P ⊙ (dP − Σ_k dP ⊙ P) / sqrt(D),  dQ = dS K,  dK = dSᵀ Q.
 """
@@ -15,7 +21,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..autograd import Function
+from .util import unbroadcast
 
 
 def causal_mask_t(xp, tk: int, tq: int, offset: int = 0, dtype=None):
@@ -27,12 +36,58 @@ def causal_mask_t(xp, tk: int, tq: int, offset: int = 0, dtype=None):
     return mask
 
 
-def softmax_keys(xp, st):
-    """In-place softmax of key-major scores (..., T_k, T_q) over the key axis (-2)."""
-    st -= st.max(axis=-2, keepdims=True)
+def softmax_keys(xp, st, safe: bool = False):
+    """In-place softmax of key-major scores (..., S, L) over the key axis (-2).
+
+    ``safe``: a query whose keys are all masked (-inf) gets zero probabilities, not nan.
+    """
+    m = st.max(axis=-2, keepdims=True)
+    if safe:
+        m[~xp.isfinite(m)] = 0
+    st -= m
     xp.exp(st, out=st)
-    st /= st.sum(axis=-2, keepdims=True)
+    total = st.sum(axis=-2, keepdims=True)
+    if safe:
+        total[total == 0] = 1
+    st /= total
     return st
+
+
+def attend(xp, q, k, v, scale, bias_t=None, dropout=0.0, generator=None, safe=False):
+    """The attention kernel: (y (..., L, Ev), P key-major (..., S, L), dropout mask or None).
+
+    ``bias_t`` is an additive mask already in key-major layout, broadcastable to (..., S, L).
+    """
+    st = k @ q.swapaxes(-1, -2)  # (..., S, L)
+    st *= scale
+    if bias_t is not None:
+        st += bias_t
+    p = softmax_keys(xp, st, safe)
+    mask, pd = None, p
+    if dropout > 0.0:
+        mask = (generator.random(p.shape, dtype=p.dtype) >= dropout).astype(p.dtype)
+        mask *= 1.0 / (1.0 - dropout)
+        pd = p * mask
+    return pd.swapaxes(-1, -2) @ v, p, mask
+
+
+def attend_backward(xp, gy, q, k, v, p, mask, scale, out=(None, None, None)):
+    """(dQ, dK, dV, dSᵀ) from dy (..., L, Ev); dSᵀ is the gradient of the additive mask (key-major).
+
+    ``out`` may give arrays to write dQ, dK, dV into (views of one buffer, say).
+    """
+    pd = p if mask is None else p * mask  # what multiplied v in the forward
+    dv = xp.matmul(pd, gy, out=out[2])  # dV = Pᵀ dy, with p key-major already (S, L)
+    dpt = v @ gy.swapaxes(-1, -2)  # dPᵀ (..., S, L)
+    if mask is not None:
+        dpt *= mask
+    dst = dpt
+    dst -= (dpt * p).sum(axis=-2, keepdims=True)
+    dst *= p  # the gradient of the scores after scaling (and of an additive mask)
+    scaled = dst * scale
+    dq = xp.matmul(scaled.swapaxes(-1, -2), k, out=out[0])  # dQ = dS K
+    dk = xp.matmul(scaled, q, out=out[1])  # dK = dSᵀ Q
+    return dq, dk, dv, dst
 
 
 class CausalSelfAttention(Function):
@@ -54,17 +109,7 @@ class CausalSelfAttention(Function):
         heads = qkv.reshape(b, t, 3, n_head, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, D) view
         q, k, v = heads[0], heads[1], heads[2]
         scale = 1.0 / math.sqrt(d)
-        st = k @ q.swapaxes(-1, -2)  # (B, H, T_k, T_q)
-        st *= scale
-        st += causal_mask_t(xp, t, t, dtype=st.dtype)
-        p = softmax_keys(xp, st)
-        mask = None
-        pd = p
-        if dropout > 0.0:
-            mask = (generator.random(p.shape, dtype=p.dtype) >= dropout).astype(p.dtype)
-            mask *= 1.0 / (1.0 - dropout)
-            pd = p * mask
-        y = pd.swapaxes(-1, -2) @ v  # (B, H, T_q, D)
+        y, p, mask = attend(xp, q, k, v, scale, causal_mask_t(xp, t, t, dtype=qkv.dtype), dropout, generator)
         ctx.qkv, ctx.p, ctx.mask, ctx.n_head, ctx.scale = qkv, p, mask, n_head, scale
         return y.transpose(0, 2, 1, 3).reshape(b, t, c)
 
@@ -81,15 +126,43 @@ class CausalSelfAttention(Function):
         gy = g.reshape(b, t, n_head, d).transpose(0, 2, 1, 3)  # (B, H, T_q, D)
         out = xp.empty((b, t, 3, n_head, d), dtype=g.dtype)
         douts = out.transpose(2, 0, 3, 1, 4)  # (3, B, H, T, D) view to write into
-        pd = p if ctx.mask is None else p * ctx.mask  # what multiplied v in the forward
-        xp.matmul(pd, gy, out=douts[2])  # dV = Pᵀ dy, with p key-major already (T_k, T_q)
-        dpt = v @ gy.swapaxes(-1, -2)  # dPᵀ (B, H, T_k, T_q)
-        if ctx.mask is not None:
-            dpt *= ctx.mask
-        dst = dpt
-        dst -= (dpt * p).sum(axis=-2, keepdims=True)
-        dst *= p
-        dst *= ctx.scale  # dSᵀ
-        xp.matmul(dst.swapaxes(-1, -2), k, out=douts[0])  # dQ = dS K
-        xp.matmul(dst, q, out=douts[1])  # dK = dSᵀ Q
+        attend_backward(xp, gy, q, k, v, p, ctx.mask, ctx.scale, out=(douts[0], douts[1], douts[2]))
         return out.reshape(b, t, c3)
+
+
+class ScaledDotProductAttention(Function):
+    """softmax(q kᵀ·scale + mask) v over the last two axes; q (..., L, E), k (..., S, E), v (..., S, Ev).
+
+    Batch axes broadcast. The mask is an optional input 3 (a float tensor, differentiable, (..., L, S)
+    broadcastable) or ``bias_t``, a constant additive mask already key-major (..., S, L).
+    """
+
+    saves = (0, 1, 2)
+
+    def forward(ctx, q, k, v, *mask, bias_t, scale, dropout, generator):
+        xp = ctx.xp
+        ctx.q, ctx.k, ctx.v, ctx.mask_shape = q, k, v, mask[0].shape if mask else None
+        if q.shape[-2] == 0 or k.shape[-2] == 0:  # no queries, or no keys to attend to: zeros (PyTorch's)
+            ctx.p = None
+            shape = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]) + (q.shape[-2], v.shape[-1])
+            return xp.zeros(shape, dtype=q.dtype)
+        bias = bias_t
+        if mask:
+            m = mask[0].swapaxes(-1, -2)
+            bias = m if bias is None else bias + m
+        y, p, drop = attend(xp, q, k, v, scale, bias, dropout, generator, safe=bias is not None)
+        ctx.p, ctx.drop, ctx.scale = p, drop, scale
+        return y
+
+    def backward(ctx, g):
+        xp, q, k, v = ctx.xp, ctx.q, ctx.k, ctx.v
+        if ctx.p is None:
+            zeros = [xp.zeros(a.shape, dtype=g.dtype) for a in (q, k, v)]
+            return tuple(zeros + ([xp.zeros(ctx.mask_shape, dtype=g.dtype)] if ctx.mask_shape else []))
+        dq, dk, dv, dst = attend_backward(xp, g, q, k, v, ctx.p, ctx.drop, ctx.scale)
+        needs = ctx.needs_input_grad
+        grads = [unbroadcast(dq, q.shape) if needs[0] else None, unbroadcast(dk, k.shape) if needs[1] else None,
+                 unbroadcast(dv, v.shape) if needs[2] else None]
+        if ctx.mask_shape is not None:
+            grads.append(unbroadcast(dst.swapaxes(-1, -2), ctx.mask_shape) if needs[3] else None)
+        return tuple(grads)

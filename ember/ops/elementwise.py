@@ -177,6 +177,27 @@ class MaskedFill(Function):
         return ctx.xp.where(ctx.mask, g.dtype.type(0), g)
 
 
+class Triangle(Function):
+    """The lower (``tril``) or upper (``triu``) triangle of the last two axes, from diagonal ``k`` on; the
+    rest set to 0. The gradient passes through the kept triangle only."""
+
+    saves = ()
+
+    def forward(ctx, a, k, upper):
+        ctx.k, ctx.upper = k, upper
+        return _triangle(ctx.xp, a, k, upper)
+
+    def backward(ctx, g):
+        return _triangle(ctx.xp, g, ctx.k, ctx.upper)
+
+
+def _triangle(xp, a, k, upper):
+    rows, cols = a.shape[-2:]
+    keep = xp.arange(cols)[None, :] - xp.arange(rows)[:, None]  # column minus row: the diagonal index
+    keep = keep >= k if upper else keep <= k
+    return xp.where(keep, a, a.dtype.type(0))
+
+
 # ----------------------------------------------------------------------------- with a scalar
 
 
