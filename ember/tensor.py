@@ -965,11 +965,19 @@ class Tensor:
     def minimum(self, other):
         return apply(E.Minimum, *_operands_with_scalar(self, other))
 
-    def softmax(self, axis: int = -1):
-        return apply(N.Softmax, self, axis=axis)
+    def softmax(self, axis=None, *, dim=None, dtype=None) -> Tensor:
+        """e^x / sum(e^x) along ``axis`` (the last by default); ``dtype`` casts first, as in PyTorch."""
+        x, ax = self._softmax_args("softmax", axis, dim, dtype)
+        return apply(N.Softmax, x, axis=ax)
 
-    def log_softmax(self, axis: int = -1):
-        return apply(N.LogSoftmax, self, axis=axis)
+    def log_softmax(self, axis=None, *, dim=None, dtype=None) -> Tensor:
+        x, ax = self._softmax_args("log_softmax", axis, dim, dtype)
+        return apply(N.LogSoftmax, x, axis=ax)
+
+    def _softmax_args(self, name, axis, dim, dtype):
+        x = self if dtype is None else self.to(dtype=dtype)
+        axis = dim_arg(name, axis, dim, -1)
+        return x, normalize_axis(axis, x.ndim, name) if x.ndim else None
 
     def matmul(self, other):
         return self @ other

@@ -59,29 +59,34 @@ class Mul(Function):
     saves = (0, 1)
 
     def forward(ctx, a, b):
-        ctx.saves = crossed_saves(ctx.needs_input_grad)
-        ctx.a, ctx.b = a, b
+        ctx.shapes = (a.shape, b.shape)
+        needs = ctx.needs_input_grad
+        if needs is not None:  # keep each input only for the other's gradient
+            ctx.saves = crossed_saves(needs)
+            ctx.a, ctx.b = (a if needs[1] else None), (b if needs[0] else None)
         return a * b
 
     def backward(ctx, g):
-        a, b = ctx.a, ctx.b
+        (sa, sb), a, b = ctx.shapes, ctx.a, ctx.b
         na, nb = ctx.needs_input_grad
-        return (unbroadcast(g * b, a.shape) if na else None, unbroadcast(g * a, b.shape) if nb else None)
+        return (unbroadcast(g * b, sa) if na else None, unbroadcast(g * a, sb) if nb else None)
 
 
 class Div(Function):
     saves = (0, 1)
 
     def forward(ctx, a, b):
+        ctx.a_shape = a.shape
         needs = ctx.needs_input_grad
-        ctx.saves = (0, 1) if needs is None or needs[1] else (1,)  # a is read only for b's gradient
-        ctx.a, ctx.b = a, b
+        if needs is not None:  # b is read for both gradients, a only for b's
+            ctx.saves = (0, 1) if needs[1] else (1,)
+            ctx.a, ctx.b = (a if needs[1] else None), b
         return a / b
 
     def backward(ctx, g):
         a, b = ctx.a, ctx.b
         na, nb = ctx.needs_input_grad
-        ga = unbroadcast(g / b, a.shape) if na else None
+        ga = unbroadcast(g / b, ctx.a_shape) if na else None
         gb = unbroadcast(-g * a / (b * b), b.shape) if nb else None
         return ga, gb
 

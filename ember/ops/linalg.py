@@ -16,32 +16,36 @@ class MatMul(Function):
     saves = (0, 1)
 
     def forward(ctx, a, b):
-        ctx.saves = crossed_saves(ctx.needs_input_grad)
-        ctx.a, ctx.b = a, b
+        ctx.a_shape, ctx.b_shape = a.shape, b.shape
+        needs = ctx.needs_input_grad
+        if needs is not None:  # keep each operand only for the other's gradient
+            ctx.saves = crossed_saves(needs)
+            ctx.a, ctx.b = (a if needs[1] else None), (b if needs[0] else None)
         return a @ b
 
     def backward(ctx, g):
-        a, b = ctx.a, ctx.b
+        a, b, a_shape, b_shape = ctx.a, ctx.b, ctx.a_shape, ctx.b_shape
         na, nb = ctx.needs_input_grad
-        if a.ndim == 1 and b.ndim == 1:  # dot product
+        a_nd, b_nd = len(a_shape), len(b_shape)
+        if a_nd == 1 and b_nd == 1:  # dot product
             return (g * b if na else None, g * a if nb else None)
-        if a.ndim == 1:  # (n,) @ (..., n, m) -> (..., m)
-            ga = unbroadcast((b @ g[..., None])[..., 0], a.shape) if na else None
+        if a_nd == 1:  # (n,) @ (..., n, m) -> (..., m)
+            ga = unbroadcast((b @ g[..., None])[..., 0], a_shape) if na else None
             gb = (a[:, None] * g[..., None, :]) if nb else None
             return ga, gb
-        if b.ndim == 1:  # (..., n, m) @ (m,) -> (..., n)
+        if b_nd == 1:  # (..., n, m) @ (m,) -> (..., n)
             ga = (g[..., None] * b) if na else None
-            gb = unbroadcast((_swap(a) @ g[..., None])[..., 0], b.shape) if nb else None
+            gb = unbroadcast((_swap(a) @ g[..., None])[..., 0], b_shape) if nb else None
             return ga, gb
         ga = gb = None
         if na:
-            ga = unbroadcast(g @ _swap(b), a.shape)
+            ga = unbroadcast(g @ _swap(b), a_shape)
         if nb:
-            if b.ndim == 2 and a.ndim > 2:  # shared weight: fold the batch into one GEMM
-                k = a.shape[-1]
+            if b_nd == 2 and a_nd > 2:  # shared weight: fold the batch into one GEMM
+                k = a_shape[-1]
                 gb = a.reshape(-1, k).T @ g.reshape(-1, g.shape[-1])
             else:
-                gb = unbroadcast(_swap(a) @ g, b.shape)
+                gb = unbroadcast(_swap(a) @ g, b_shape)
         return ga, gb
 
 
@@ -55,13 +59,16 @@ class Linear(Function):
     saves = (0, 1)
 
     def forward(ctx, x, weight, bias=None):
-        ctx.saves = crossed_saves(ctx.needs_input_grad)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         out = x2 @ weight.T
         if bias is not None:
             out += bias
-        ctx.x2, ctx.weight, ctx.x_shape, ctx.has_bias = x2, weight, x.shape, bias is not None
+        ctx.x_shape, ctx.has_bias = x.shape, bias is not None
+        needs = ctx.needs_input_grad
+        if needs is not None:  # x only for the weight's gradient, the weight only for x's
+            ctx.saves = crossed_saves(needs)
+            ctx.x2, ctx.weight = (x2 if needs[1] else None), (weight if needs[0] else None)
         return out.reshape(lead + (weight.shape[0],)) if x.ndim != 2 else out
 
     def backward(ctx, g):

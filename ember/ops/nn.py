@@ -1,4 +1,4 @@
-"""Fused neural-network ops: softmax, log_softmax, layer_norm, batch_norm, dropout, embedding.
+"""Fused neural-network ops: softmax, softmin, log_softmax, layer/group/RMS/batch norm, dropout, embedding.
 
 Each is one node with a hand-derived backward, so a layer costs one dispatch rather than a
 chain of small ops, and saves only what its backward reads.
@@ -16,6 +16,9 @@ class Softmax(Function):
 
     def forward(ctx, a, axis):
         xp = ctx.xp
+        if a.size == 0:  # max over an empty axis has no identity; the result is empty anyway
+            ctx.out, ctx.axis = xp.empty_like(a), axis
+            return ctx.out
         e = xp.exp(a - a.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         ctx.out, ctx.axis = e, axis
@@ -26,11 +29,34 @@ class Softmax(Function):
         return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
 
 
+class Softmin(Function):
+    """softmax(-a): one node, whose gradient is the softmax one with the sign flipped."""
+
+    saves = ("out",)
+
+    def forward(ctx, a, axis):
+        xp = ctx.xp
+        if a.size == 0:
+            ctx.out, ctx.axis = xp.empty_like(a), axis
+            return ctx.out
+        e = xp.exp(a.min(axis=axis, keepdims=True) - a)
+        e /= e.sum(axis=axis, keepdims=True)
+        ctx.out, ctx.axis = e, axis
+        return e
+
+    def backward(ctx, g):
+        out = ctx.out
+        return out * ((g * out).sum(axis=ctx.axis, keepdims=True) - g)
+
+
 class LogSoftmax(Function):
     saves = ("out",)
 
     def forward(ctx, a, axis):
         xp = ctx.xp
+        if a.size == 0:
+            ctx.out, ctx.axis = xp.empty_like(a), axis
+            return ctx.out
         shifted = a - a.max(axis=axis, keepdims=True)
         shifted -= xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.out, ctx.axis = shifted, axis
@@ -99,6 +125,120 @@ class LayerNorm(Function):
         return tuple(grads)
 
 
+class GroupNorm(Function):
+    """Normalise each (sample, group of channels) over its channels and positions, then scale and shift
+    per channel.
+
+    ``x`` is (N, C, *); the inputs after it are the weight (C,) and the bias (C,) that are present,
+    as ``has_weight``/``has_bias`` say. Each (sample, group) is one row of the (N·G, C/G·S) view,
+    normalised as LayerNorm normalises its rows (means as BLAS matrix-vector products).
+    """
+
+    def forward(ctx, x, *params, num_groups, eps, has_weight, has_bias):
+        xp = ctx.xp
+        n, c = x.shape[0], x.shape[1]
+        positions = math.prod(x.shape[2:])
+        weight = params[0] if has_weight else None
+        ctx.weight, ctx.has_bias, ctx.shape3 = weight, has_bias, (n, c, positions)
+        ctx.saves = (1,) if has_weight else ()  # backward reads the weight, if any
+        if x.size == 0:  # an empty batch (or no positions): nothing to normalise, as PyTorch
+            ctx.xhat = None
+            return xp.empty_like(x)
+        d = c // num_groups * positions
+        rows = x.reshape(n * num_groups, d)
+        inv_d = xp.full(d, 1.0 / d, dtype=x.dtype)
+        xhat = rows - (rows @ inv_d)[:, None]
+        var = (xhat * xhat) @ inv_d
+        var += eps
+        rstd = xp.sqrt(var)
+        xp.reciprocal(rstd, out=rstd)
+        rstd = rstd[:, None]
+        xhat *= rstd
+        x3 = xhat.reshape(n, c, positions)
+        out = x3 * weight.reshape(c, 1) if has_weight else x3.copy()
+        if has_bias:
+            out += params[-1].reshape(c, 1)
+        ctx.xhat, ctx.rstd, ctx.inv_d = xhat, rstd, inv_d
+        return out.reshape(x.shape)
+
+    def backward(ctx, g):
+        xp, xhat, weight = ctx.xp, ctx.xhat, ctx.weight
+        needs = ctx.needs_input_grad
+        n, c, positions = ctx.shape3
+        g3 = g.reshape(n, c, positions)
+        grads = [None]
+        if needs[0]:
+            if xhat is None:
+                grads[0] = xp.zeros_like(g)
+            else:  # dx = rstd·(gxhat - mean(gxhat) - xhat·mean(gxhat·xhat)), per row
+                gxhat = (g3 * weight.reshape(c, 1) if weight is not None else g3).reshape(xhat.shape)
+                dx = xhat * ((gxhat * xhat) @ ctx.inv_d)[:, None]
+                dx += (gxhat @ ctx.inv_d)[:, None]
+                xp.subtract(gxhat, dx, out=dx)
+                dx *= ctx.rstd
+                grads[0] = dx.reshape(g.shape)
+        if weight is not None:
+            gw = None
+            if needs[1]:
+                gw = xp.zeros(c, dtype=g.dtype) if xhat is None else (g3 * xhat.reshape(g3.shape)).sum(axis=(0, 2))
+            grads.append(gw)
+        if ctx.has_bias:
+            grads.append(g3.sum(axis=(0, 2)) if needs[-1] else None)
+        return tuple(grads)
+
+
+class RMSNorm(Function):
+    """x / sqrt(mean(x²) + eps) over the last ``ndim`` axes, then scaled by the weight (if given).
+
+    Backward: with y = x·r, r = 1/rms, dx = r·(gy - y·mean(gy·y)) where gy = g·weight.
+    """
+
+    def forward(ctx, x, *params, ndim, eps, has_weight):
+        xp = ctx.xp
+        param_shape = x.shape[x.ndim - ndim:]
+        weight = params[0] if has_weight else None
+        ctx.weight, ctx.param_shape = weight, param_shape
+        ctx.saves = (1,) if has_weight else ()  # backward reads the weight, if any
+        if x.size == 0:
+            ctx.y = None
+            return xp.empty_like(x)
+        d = math.prod(param_shape)
+        x2 = x.reshape(-1, d)
+        inv_d = xp.full(d, 1.0 / d, dtype=x.dtype)
+        ms = (x2 * x2) @ inv_d
+        ms += eps
+        rstd = xp.sqrt(ms)
+        xp.reciprocal(rstd, out=rstd)
+        rstd = rstd[:, None]
+        y = x2 * rstd
+        out = y * weight.reshape(-1) if has_weight else y.copy()
+        ctx.y, ctx.rstd, ctx.inv_d = y, rstd, inv_d
+        return out.reshape(x.shape)
+
+    def backward(ctx, g):
+        xp, y, weight = ctx.xp, ctx.y, ctx.weight
+        needs = ctx.needs_input_grad
+        if y is None:
+            gx = xp.zeros_like(g) if needs[0] else None
+            if weight is None:
+                return gx
+            return gx, xp.zeros(ctx.param_shape, dtype=g.dtype) if needs[1] else None
+        g2 = g.reshape(y.shape)
+        gx = None
+        if needs[0]:
+            gy = g2 * weight.reshape(-1) if weight is not None else g2
+            dx = y * ((gy * y) @ ctx.inv_d)[:, None]
+            xp.subtract(gy, dx, out=dx)
+            dx *= ctx.rstd
+            gx = dx.reshape(g.shape)
+        if weight is None:
+            return gx
+        gw = None
+        if needs[1]:
+            gw = (xp.ones(len(g2), dtype=g2.dtype) @ (g2 * y)).reshape(ctx.param_shape)
+        return gx, gw
+
+
 class BatchNorm(Function):
     """Batch normalisation over every axis but 1 (channels), for (N, C) and (N, C, ...) inputs.
 
@@ -111,7 +251,9 @@ class BatchNorm(Function):
         xp = ctx.xp
         axes = (0,) + tuple(range(2, x.ndim))
         bshape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        if training:
+        if training and x.size == 0:  # an empty batch: empty output, running statistics unchanged (PyTorch)
+            xc, var = xp.empty_like(x), xp.ones(bshape, dtype=x.dtype)
+        elif training:
             mean = x.mean(axis=axes, keepdims=True)
             xc = x - mean
             var = (xc * xc).mean(axis=axes, keepdims=True)
@@ -145,7 +287,10 @@ class BatchNorm(Function):
         gxhat = g * weight.reshape(bshape) if weight is not None else g
         gx = None
         if needs[0]:
-            gx = _normalized_grad(xhat, gxhat, ctx.rstd, axes) if ctx.training else gxhat * ctx.rstd
+            if ctx.training and xhat.size:
+                gx = _normalized_grad(xhat, gxhat, ctx.rstd, axes)
+            else:
+                gx = gxhat * ctx.rstd
         if weight is None:
             return gx
         gw = (g * xhat).sum(axis=axes) if needs[1] else None

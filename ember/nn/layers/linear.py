@@ -1,4 +1,4 @@
-"""Fully connected layer."""
+"""Fully connected layer, and the Identity placeholder."""
 
 from __future__ import annotations
 
@@ -12,8 +12,22 @@ from .. import init
 from ..module import Module, Parameter
 
 __all__ = [
+    "Identity",
     "Linear",
 ]
+
+
+class Identity(Module):
+    """Returns its input unchanged; takes (and ignores) any arguments, so it can stand in for a layer.
+
+    Shape: any -> the same tensor.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
 
 
 class Linear(Module):

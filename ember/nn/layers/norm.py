@@ -1,4 +1,4 @@
-"""Normalisation layers: LayerNorm, BatchNorm1d, BatchNorm2d."""
+"""Normalisation layers: LayerNorm, GroupNorm, RMSNorm, BatchNorm1d, BatchNorm2d."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from ..module import Module, Parameter
 
 __all__ = [
     "LayerNorm",
+    "GroupNorm",
+    "RMSNorm",
     "BatchNorm1d",
     "BatchNorm2d",
 ]
@@ -39,6 +41,62 @@ class LayerNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, affine={self.weight is not None}"
+
+
+class GroupNorm(Module):
+    """Group normalisation (Wu & He, 2018): statistics per sample over groups of channels.
+
+    Args:
+        num_groups: how many groups the channels are split into (must divide ``num_channels``).
+        num_channels: C, the size of axis 1 of the input.
+        eps: added to the variance for stability.
+        affine: learn a per-channel scale (``weight``, init 1) and shift (``bias``, init 0).
+        bias: with ``affine``, whether to learn the shift (keyword-only, as in PyTorch).
+
+    Shape: (N, C, *) -> the same shape.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True, dtype=None, *,
+                 bias: bool = True):
+        super().__init__()
+        if num_groups <= 0 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                             f"({num_groups}), a positive number")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        dt = backend.resolve_dtype(dtype) or backend.get_default_dtype()
+        self.register_parameter("weight", Parameter(np.ones(num_channels, dtype=dt)) if affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(num_channels, dtype=dt)) if affine and bias else None)
+
+    def forward(self, x):
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalisation (Zhang & Sennrich, 2019) over the trailing ``normalized_shape`` axes.
+
+    Args:
+        normalized_shape: the trailing shape to normalise over (an int for the last axis).
+        eps: added to the mean square; None (default) means the machine epsilon of the input's dtype.
+        elementwise_affine: learn a scale ``weight`` (init 1) of ``normalized_shape``.
+
+    Shape: (*, normalized_shape) -> the same shape.
+    """
+
+    def __init__(self, normalized_shape, eps: float | None = None, elementwise_affine: bool = True, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        dt = backend.resolve_dtype(dtype) or backend.get_default_dtype()
+        self.register_parameter("weight", Parameter(np.ones(shape, dtype=dt)) if elementwise_affine else None)
+
+    def forward(self, x):
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class _BatchNorm(Module):
