@@ -145,6 +145,21 @@ def _is_scalar(value) -> bool:
     return isinstance(value, (int, float, np.number, np.bool_))
 
 
+def _delegate(family: str, name: str):
+    """A Tensor method that calls the top-level function ``ember.<name>`` with the tensor first.
+
+    The functions live in ``ember.functions.<family>``, which imports this module; they are looked up
+    when the method is called, so the one implementation stays in the functions module.
+    """
+
+    def method(self, *args, **kwargs):
+        return getattr(_FAMILIES[family], name)(self, *args, **kwargs)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``ember.{name}`` with this tensor as the first argument."
+    return method
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation.
 
@@ -484,14 +499,51 @@ class Tensor:
 
     __hash__ = object.__hash__
 
+    # -- integer and bitwise operators (PyTorch's semantics, in ember.functions.pointwise) ---
+    def __floordiv__(self, other):
+        return _FP.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _FP.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _FP.remainder(self, other)
+
+    def __rmod__(self, other):
+        return _FP.remainder(other, self)
+
     def __invert__(self):
-        return _wrap(~self.data, None)
+        return _FP.bitwise_not(self)
 
     def __and__(self, other):
-        return self._compare(other, operator.and_)
+        return _FP.bitwise_and(self, other)
+
+    def __rand__(self, other):
+        return _FP.bitwise_and(other, self)
 
     def __or__(self, other):
-        return self._compare(other, operator.or_)
+        return _FP.bitwise_or(self, other)
+
+    def __ror__(self, other):
+        return _FP.bitwise_or(other, self)
+
+    def __xor__(self, other):
+        return _FP.bitwise_xor(self, other)
+
+    def __rxor__(self, other):
+        return _FP.bitwise_xor(other, self)
+
+    def __lshift__(self, other):
+        return _FP.bitwise_left_shift(self, other)
+
+    def __rlshift__(self, other):
+        return _FP.bitwise_left_shift(other, self)
+
+    def __rshift__(self, other):
+        return _FP.bitwise_right_shift(self, other)
+
+    def __rrshift__(self, other):
+        return _FP.bitwise_right_shift(other, self)
 
     def any(self, axis=None, keepdims=False, *, dim=None, keepdim=None) -> Tensor:
         axes = normalize_axes(dim_arg("any", axis, dim), self.ndim, "any")
@@ -511,12 +563,7 @@ class Tensor:
     def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None, dtype=None) -> Tensor:
         """Sum over ``axis`` (all by default). ``dtype`` casts first and sums in that dtype; bool and
         integer tensors sum as int64 (PyTorch's rule), others keep their dtype."""
-        x = self
-        if dtype is not None:
-            x = self.to(dtype=dtype)
-        elif self.data.dtype.kind in "biu" and self.data.dtype != np.int64:
-            x = self.to(dtype=backend.int64)
-        return x._reduce(R.Sum, "sum", axis, dim, keepdims, keepdim)
+        return _FP.sum(self, axis, keepdims, dim=dim, keepdim=keepdim, dtype=dtype)
 
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None, dtype=None) -> Tensor:
         """Mean over ``axis`` (all by default); integer tensors need a floating ``dtype`` (as in PyTorch)."""
@@ -733,8 +780,9 @@ class Tensor:
         for i in range(len(self)):
             yield self[i]
 
-    def split(self, split_size_or_sections, axis: int = 0) -> tuple[Tensor, ...]:
-        """Split along ``axis`` into pieces of one size (the last may be smaller) or of given sizes."""
+    def split(self, split_size_or_sections, axis=None, *, dim=None) -> tuple[Tensor, ...]:
+        """Split along ``axis`` (0 by default) into pieces of one size (the last may be smaller) or of given sizes."""
+        axis = normalize_axis(dim_arg("split", axis, dim, 0), self.ndim, "split")
         n = self.shape[axis]
         if isinstance(split_size_or_sections, int):
             if split_size_or_sections <= 0:
@@ -751,9 +799,9 @@ class Tensor:
             start += size
         return tuple(out)
 
-    def chunk(self, chunks: int, axis: int = 0) -> tuple[Tensor, ...]:
-        n = self.shape[axis]
-        return self.split(-(-n // chunks), axis)
+    def chunk(self, chunks: int, axis=None, *, dim=None) -> tuple[Tensor, ...]:
+        """At most ``chunks`` pieces of equal size (the last may be smaller), PyTorch's rule for how many."""
+        return _FI.chunk(self, chunks, axis, dim=dim)
 
     # -- in-place ops (PyTorch's trailing underscore) -----------------------------------
     # Each writes into this tensor's memory and bumps its version counter. Outside a recorded
@@ -842,9 +890,17 @@ class Tensor:
     __itruediv__ = div_
 
     def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002 - PyTorch's names
-        """Clamp into [min, max] in place."""
+        """Clamp into [min, max] in place; the bounds are numbers or tensors (broadcast to this shape)."""
         if min is None and max is None:
             raise ValueError("clamp_: give min, max or both")
+        bounds = tuple(b for b in (min, max) if isinstance(b, Tensor))
+        if bounds:
+            if _records_inplace(self, bounds):
+                bounds = tuple(_cast_operand(b, self, "clamp_") for b in bounds)
+                attrs = dict(has_min=min is not None, has_max=max is not None)
+                return self._inplace_recorded(_P.ClampTensor, bounds, attrs, "clamp_")
+            self._write(_FP.clamp(self.detach(), min, max).data, "clamp_")
+            return self
         lo = None if min is None else _scalar(min)
         hi = None if max is None else _scalar(max)
         if _records_inplace(self, ()):
@@ -852,6 +908,26 @@ class Tensor:
         _xp_of(self.data).clip(self.data, lo, hi, out=self.data)
         self._vbox[0] += 1
         return self
+
+    def _scatter_inplace(self, name, *args, **kwargs) -> Tensor:
+        cls, others, attrs = _FI.inplace_args(name, self, *args, **kwargs)
+        if _records_inplace(self, others):
+            return self._inplace_recorded(cls, others, attrs, name + "_")
+        self._write(apply(cls, self.detach(), *others, **attrs).data, name + "_")
+        return self
+
+    def scatter_(self, *args, **kwargs) -> Tensor:
+        """In-place ``scatter`` (see ember.scatter)."""
+        return self._scatter_inplace("scatter", *args, **kwargs)
+
+    def scatter_add_(self, *args, **kwargs) -> Tensor:
+        return self._scatter_inplace("scatter_add", *args, **kwargs)
+
+    def scatter_reduce_(self, *args, **kwargs) -> Tensor:
+        return self._scatter_inplace("scatter_reduce", *args, **kwargs)
+
+    def index_add_(self, *args, **kwargs) -> Tensor:
+        return self._scatter_inplace("index_add", *args, **kwargs)
 
     clip_ = clamp_
 
@@ -949,14 +1025,11 @@ class Tensor:
     def silu(self):
         return apply(E.SiLU, self)
 
-    def clip(self, min=None, max=None):  # noqa: A002 - NumPy/PyTorch names
-        if min is None and max is None:
-            raise ValueError("clip: give min, max or both")
-        lo = None if min is None else _scalar(min)
-        hi = None if max is None else _scalar(max)
-        return apply(E.Clip, self, lo=lo, hi=hi)
+    def clamp(self, min=None, max=None) -> Tensor:  # noqa: A002 - NumPy/PyTorch names
+        """Limit to [min, max]; the bounds are numbers or (differentiable) tensors. See ember.clamp."""
+        return _FP.clamp(self, min, max)
 
-    clamp = clip
+    clip = clamp
 
     def maximum(self, other):
         """Elementwise maximum; ties share the gradient evenly (PyTorch's rule), a number operand included."""
@@ -978,6 +1051,78 @@ class Tensor:
         x = self if dtype is None else self.to(dtype=dtype)
         axis = dim_arg(name, axis, dim, -1)
         return x, normalize_axis(axis, x.ndim, name) if x.ndim else None
+
+    # -- methods over ember.functions (one implementation: x.f(...) is ember.f(x, ...)) --------
+    rsqrt = _delegate("pointwise", "rsqrt")
+    reciprocal = _delegate("pointwise", "reciprocal")
+    square = _delegate("pointwise", "square")
+    erf = _delegate("pointwise", "erf")
+    log2 = _delegate("pointwise", "log2")
+    log10 = _delegate("pointwise", "log10")
+    log1p = _delegate("pointwise", "log1p")
+    exp2 = _delegate("pointwise", "exp2")
+    expm1 = _delegate("pointwise", "expm1")
+    tan = _delegate("pointwise", "tan")
+    sinh = _delegate("pointwise", "sinh")
+    cosh = _delegate("pointwise", "cosh")
+    asinh = _delegate("pointwise", "asinh")
+    acosh = _delegate("pointwise", "acosh")
+    atanh = _delegate("pointwise", "atanh")
+    asin = _delegate("pointwise", "asin")
+    acos = _delegate("pointwise", "acos")
+    atan = _delegate("pointwise", "atan")
+    arcsinh, arccosh, arctanh, arcsin, arccos, arctan = asinh, acosh, atanh, asin, acos, atan
+    sign = _delegate("pointwise", "sign")
+    floor = _delegate("pointwise", "floor")
+    ceil = _delegate("pointwise", "ceil")
+    trunc = _delegate("pointwise", "trunc")
+    fix = trunc
+    round = _delegate("pointwise", "round")
+    atan2 = _delegate("pointwise", "atan2")
+    arctan2 = atan2
+    hypot = _delegate("pointwise", "hypot")
+    remainder = _delegate("pointwise", "remainder")
+    fmod = _delegate("pointwise", "fmod")
+    floor_divide = _delegate("pointwise", "floor_divide")
+    lerp = _delegate("pointwise", "lerp")
+    isnan = _delegate("pointwise", "isnan")
+    isinf = _delegate("pointwise", "isinf")
+    isfinite = _delegate("pointwise", "isfinite")
+    logical_and = _delegate("pointwise", "logical_and")
+    logical_or = _delegate("pointwise", "logical_or")
+    logical_xor = _delegate("pointwise", "logical_xor")
+    logical_not = _delegate("pointwise", "logical_not")
+    bitwise_and = _delegate("pointwise", "bitwise_and")
+    bitwise_or = _delegate("pointwise", "bitwise_or")
+    bitwise_xor = _delegate("pointwise", "bitwise_xor")
+    bitwise_not = _delegate("pointwise", "bitwise_not")
+    bitwise_left_shift = _delegate("pointwise", "bitwise_left_shift")
+    bitwise_right_shift = _delegate("pointwise", "bitwise_right_shift")
+    cumsum = _delegate("pointwise", "cumsum")
+    cumprod = _delegate("pointwise", "cumprod")
+    prod = _delegate("pointwise", "prod")
+    gather = _delegate("indexing", "gather")
+    scatter = _delegate("indexing", "scatter")
+    scatter_add = _delegate("indexing", "scatter_add")
+    scatter_reduce = _delegate("indexing", "scatter_reduce")
+    index_select = _delegate("indexing", "index_select")
+    index_add = _delegate("indexing", "index_add")
+    take_along_dim = _delegate("indexing", "take_along_dim")
+    masked_select = _delegate("indexing", "masked_select")
+    roll = _delegate("indexing", "roll")
+    repeat = _delegate("indexing", "repeat")
+    repeat_interleave = _delegate("indexing", "repeat_interleave")
+    unflatten = _delegate("indexing", "unflatten")
+    narrow = _delegate("indexing", "narrow")
+    sort = _delegate("indexing", "sort")
+    argsort = _delegate("indexing", "argsort")
+    topk = _delegate("indexing", "topk")
+
+    def flip(self, *dims) -> Tensor:
+        """Reverse the order along ``dims`` (PyTorch's method takes them as arguments or one tuple)."""
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        return _FI.flip(self, dims)
 
     def matmul(self, other):
         return self @ other
@@ -1164,3 +1309,11 @@ def _promote(a: Tensor, b: Tensor, op):
             "cast one explicitly with .to(dtype) - ember never upcasts silently"
         )
     return a, b
+
+
+# The function families import this module (for Tensor and apply), so they are imported last.
+from .functions import indexing as _FI  # noqa: E402
+from .functions import pointwise as _FP  # noqa: E402
+from .ops import pointwise as _P  # noqa: E402
+
+_FAMILIES = {"indexing": _FI, "pointwise": _FP}

@@ -1,4 +1,4 @@
-"""2-D convolution (im2col + one GEMM per chunk) and max/average pooling.
+"""Convolution (im2col + one GEMM per chunk of output rows) and transposed convolution.
 
 Layout: tensors are NCHW to the user, but these ops keep activations **batch-last** in memory,
 (C, H, W, N), and hand out NCHW *views* of them. With the batch innermost, every im2col
@@ -7,14 +7,22 @@ whole batch) instead of rows of ``wo``; the GEMM's output (O, ho·wo·N) is alre
 activation; and the gradient that pooling hands back reshapes to (O, ho·wo·N) without a copy.
 Each op still accepts any strides: an input in another layout is copied once.
 
-im2col rows are ordered (i, j, c) (kernel offset, then channel), with a final row of ones
-that folds the bias into the GEMM; col2im adds the column gradients back with one strided
-slice add per kernel offset (never ``add.at``). Both walk the output in chunks of rows sized
-so the GEMM is wide enough to be efficient while the columns stay in cache; backward
-recomputes each chunk's columns instead of keeping all of them.
+Groups split the channels into G independent convolutions. im2col rows are ordered
+(group, i, j, c) (group, kernel offset, then the group's channel), so the columns of all groups
+are one (G, k, positions) array and the G GEMMs are one batched ``matmul``; with G = 1 this is
+the plain (i, j, c) im2col. A final row of ones per group folds the bias into the GEMM. col2im
+adds the column gradients back with one strided slice add per kernel offset (never ``add.at``).
+Both walk the output in chunks of rows sized so the GEMM is wide enough to be efficient while
+the columns stay in cache; backward recomputes each chunk's columns instead of keeping them.
+
+A transposed convolution is the adjoint of a convolution: its forward is the convolution's
+input-gradient (GEMM then col2im), its backward the convolution's forward (im2col then GEMM),
+so both ops share one ``ConvGeometry``.
 """
 
 from __future__ import annotations
+
+import functools
 
 from ..autograd import Function
 
@@ -27,8 +35,9 @@ GEMM_COLUMNS_PER_CHUNK = 4096
 # big chunk for backwards that run col2im made no difference beyond the noise.)
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
+def conv_output_size(size: int, kernel: int, stride: int, pad_total: int, dilation: int = 1) -> int:
+    """Output length of a convolution along one axis, with ``pad_total`` zeros added on its two sides."""
+    return (size + pad_total - dilation * (kernel - 1) - 1) // stride + 1
 
 
 def batch_last(x):
@@ -36,216 +45,220 @@ def batch_last(x):
     return x.transpose(1, 2, 3, 0)
 
 
-def _padded_batch_last(xp, x, padding, fill=0.0):
-    """x (N, C, H, W) -> (C, H+2p, W+2p, N); a view of x when it already is batch-last and unpadded."""
+def padded_batch_last(xp, x, pads, fill=0.0):
+    """x (N, C, H, W) -> (C, top+H+bottom, left+W+right, N); a view of x if it already is batch-last and unpadded.
+
+    ``pads`` is (top, bottom, left, right).
+    """
     xl = batch_last(x)
-    if padding == 0:
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
         return xl if xl.flags.c_contiguous else xp.ascontiguousarray(xl)
     c, h, w, n = xl.shape
-    p = padding
-    out = xp.full((c, h + 2 * p, w + 2 * p, n), fill, dtype=x.dtype)
-    out[:, p : p + h, p : p + w] = xl
+    out = xp.full((c, top + h + bottom, left + w + right, n), fill, dtype=x.dtype)
+    out[:, top : top + h, left : left + w] = xl
     return out
 
 
-def _window(a, i, j, ho, wo, stride):
-    """The (C, ho, wo, N) strided view of batch-last ``a`` at kernel offset (i, j)."""
-    return a[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
+def window(a, i, j, ho, wo, stride):
+    """The (..., ho, wo, N) strided view of batch-last ``a`` (..., H, W, N) starting at offset (i, j)."""
+    sh, sw = stride
+    return a[..., i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw, :]
 
 
-class _Geometry:
-    """Shapes of one convolution and the im2col/col2im over chunks of output rows."""
+class ConvGeometry:
+    """Shapes of one grouped, strided, dilated convolution, and its im2col/col2im over chunks of output rows.
 
-    def __init__(self, x_shape, w_shape, stride, padding):
+    ``x_shape`` (N, C, H, W) is the unpadded input, ``w_shape`` (O, C/G, kh, kw) the weight,
+    ``pads`` (top, bottom, left, right). ``out_hw`` fixes the output size (a transposed convolution
+    knows it; a convolution computes it).
+    """
+
+    def __init__(self, x_shape, w_shape, stride, pads, dilation, groups, out_hw=None):
         self.n, self.c, self.h, self.w = x_shape
-        self.o, _, self.kh, self.kw = w_shape
-        self.stride, self.padding = stride, padding
-        self.ho = conv_output_size(self.h, self.kh, stride, padding)
-        self.wo = conv_output_size(self.w, self.kw, stride, padding)
-        self.k = self.kh * self.kw * self.c
+        self.o, self.cg, self.kh, self.kw = w_shape
+        self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+        self.og = self.o // groups
+        if out_hw is None:
+            out_hw = (conv_output_size(self.h, self.kh, stride[0], pads[0] + pads[1], dilation[0]),
+                      conv_output_size(self.w, self.kw, stride[1], pads[2] + pads[3], dilation[1]))
+        self.ho, self.wo = out_hw
+        self.k = self.kh * self.kw * self.cg  # im2col rows per group
         self.rows = max(1, min(self.ho, GEMM_COLUMNS_PER_CHUNK // max(self.wo * self.n, 1)))
 
+    def weight_matrix(self, xp, weight, bias=None):
+        """(G, O/G, k [+1]) copy of the weight in im2col row order, with the bias as a last column."""
+        g, og, k = self.groups, self.og, self.k
+        wmat = xp.empty((g, og, k + (bias is not None)), dtype=weight.dtype)
+        wmat[:, :, :k].reshape(g, og, self.kh, self.kw, self.cg)[...] = (
+            weight.reshape(g, og, self.cg, self.kh, self.kw).transpose(0, 1, 3, 4, 2))
+        if bias is not None:
+            wmat[:, :, k] = bias.reshape(g, og)
+        return wmat
+
+    def weight_from_matrix(self, xp, wmat):
+        """Inverse of ``weight_matrix`` (without bias): (G, O/G, k) -> a new (O, C/G, kh, kw) array."""
+        blocks = wmat.reshape(self.groups, self.og, self.kh, self.kw, self.cg).transpose(0, 1, 4, 2, 3)
+        return xp.ascontiguousarray(blocks).reshape(self.o, self.cg, self.kh, self.kw)
+
     def windows(self, xp, xpad, y0, m):
-        """Strided view (kh, kw, C, m, wo, N) of every kernel offset for output rows y0..y0+m."""
-        s = self.stride
-        sc, sh, sw, sn = xpad.strides
-        src = xpad[:, y0 * s :]
+        """Strided view (G, kh, kw, C/G, m, wo, N) of every kernel offset for output rows y0..y0+m."""
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        sc, s_h, s_w, sn = xpad.strides
+        src = xpad[:, y0 * sh :]
         return xp.lib.stride_tricks.as_strided(
-            src, shape=(self.kh, self.kw, self.c, m, self.wo, self.n), strides=(sh, sw, sc, sh * s, sw * s, sn)
+            src, shape=(self.groups, self.kh, self.kw, self.cg, m, self.wo, self.n),
+            strides=(sc * self.cg, s_h * dh, s_w * dw, sc, s_h * sh, s_w * sw, sn),
         )
 
     def chunks(self, xp, xpad, with_ones):
-        """Yield (y0, y1, cols), cols (k [+1], (y1-y0)·wo·N); one buffer reused by every chunk."""
-        k, width = self.k, self.wo * self.n
-        buf = xp.empty((k + with_ones, self.rows, width), dtype=xpad.dtype)
+        """Yield (y0, y1, cols), cols (G, k [+1], (y1-y0)·wo·N); one buffer reused by every chunk."""
+        g, k, width = self.groups, self.k, self.wo * self.n
+        buf = xp.empty((g, k + with_ones, self.rows, width), dtype=xpad.dtype)
         if with_ones:
-            buf[k] = 1
+            buf[:, k] = 1
         for y0 in range(0, self.ho, self.rows):
             m = min(self.rows, self.ho - y0)
             windows = self.windows(xp, xpad, y0, m)
-            buf[:k, :m].reshape(windows.shape)[...] = windows  # one copy for every (i, j, c)
-            yield y0, y0 + m, buf[:, :m].reshape(k + with_ones, m * width)
+            buf[:, :k, :m].reshape(windows.shape)[...] = windows  # one copy for every (g, i, j, c)
+            yield y0, y0 + m, buf[:, :, :m].reshape(g, k + with_ones, m * width)
+
+    def row_chunks(self):
+        """(y0, y1) of the chunks, for loops that need no columns."""
+        return [(y0, min(self.ho, y0 + self.rows)) for y0 in range(0, self.ho, self.rows)]
 
     def col2im(self, gcols, gxpad, y0, m):
-        """Add column gradients (k, m·wo·N) of output rows y0..y0+m back onto the padded input."""
-        s = self.stride
-        blocks = gcols.reshape(self.kh, self.kw, self.c, m, self.wo, self.n)
+        """Add column gradients (G, k, m·wo·N) of output rows y0..y0+m back onto the padded input."""
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        blocks = gcols.reshape(self.groups, self.kh, self.kw, self.cg, m, self.wo, self.n)
+        grouped = gxpad.reshape((self.groups, self.cg) + gxpad.shape[1:])  # a view: gxpad is contiguous
         for i in range(self.kh):
             for j in range(self.kw):
-                _window(gxpad, y0 * s + i, j, m, self.wo, s)[...] += blocks[i, j]
+                window(grouped, y0 * sh + i * dh, j * dw, m, self.wo, (sh, sw))[...] += blocks[:, i, j]
+
+    def crop(self, xpad):
+        """The unpadded (C, H, W, N) part of a padded batch-last array."""
+        top, _, left, _ = self.pads
+        return xpad[:, top : top + self.h, left : left + self.w]
+
+
+@functools.lru_cache(maxsize=256)
+def conv_geometry(x_shape, w_shape, stride, pads, dilation, groups, out_hw=None) -> ConvGeometry:
+    """A shared ``ConvGeometry`` per distinct call (all arguments tuples or ints): shapes repeat every step."""
+    return ConvGeometry(x_shape, w_shape, stride, pads, dilation, groups, out_hw)
+
+
+def _matmul(xp, a, b, out=None):
+    """Batched (G, m, k) @ (G, k, n); one plain 2-D GEMM when G == 1 (the common, ungrouped case)."""
+    if a.shape[0] == 1:
+        return xp.matmul(a[0], b[0], out=None if out is None else out[0])[None]
+    return xp.matmul(a, b, out=out)
 
 
 class Conv2d(Function):
-    """Cross-correlation of x (N, C, H, W) with weight (O, C, kh, kw), plus bias (O,) if given."""
+    """Cross-correlation of x (N, C, H, W) with weight (O, C/G, kh, kw), plus bias (O,) if given.
 
-    saves = (0,)
+    ``stride`` and ``dilation`` are (h, w) pairs, ``padding`` is (top, bottom, left, right) (PyTorch's
+    padding='same' can need one more row or column at the end), ``groups`` divides C and O.
+    """
 
-    def forward(ctx, x, weight, *bias, stride, padding):
+    saves = (0,)  # the batch-last input is a view of x when x already is batch-last and unpadded
+
+    def forward(ctx, x, weight, *bias, stride, padding, dilation=(1, 1), groups=1):
         xp = ctx.xp
-        if weight.shape[1] != x.shape[1]:
-            raise ValueError(f"conv2d: input has {x.shape[1]} channels but the weight expects {weight.shape[1]}")
-        geo = _Geometry(x.shape, weight.shape, stride, padding)
-        if geo.ho <= 0 or geo.wo <= 0:
-            raise ValueError(
-                f"conv2d: input {geo.h}x{geo.w} with padding {padding} is smaller than the kernel {geo.kh}x{geo.kw}"
-            )
+        geo = conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
         has_bias = bool(bias)
-        k, o = geo.k, geo.o
-        xpad = _padded_batch_last(xp, x, padding)
-        wmat = xp.empty((o, k + has_bias), dtype=weight.dtype)
-        wmat[:, :k].reshape(o, geo.kh, geo.kw, geo.c)[...] = weight.transpose(0, 2, 3, 1)
-        if has_bias:
-            wmat[:, k] = bias[0]
-        out = xp.empty((o, geo.ho, geo.wo, geo.n), dtype=x.dtype)
+        xpad = padded_batch_last(xp, x, padding)
+        wmat = geo.weight_matrix(xp, weight, bias[0] if has_bias else None)
+        out = xp.empty((geo.o, geo.ho, geo.wo, geo.n), dtype=x.dtype)
         for y0, y1, cols in geo.chunks(xp, xpad, has_bias):
-            xp.matmul(wmat, cols, out=out[:, y0:y1].reshape(o, -1))
+            _matmul(xp, wmat, cols, out=out[:, y0:y1].reshape(groups, geo.og, -1))
         ctx.geo, ctx.xpad, ctx.wmat, ctx.has_bias = geo, xpad, wmat, has_bias
         return out.transpose(3, 0, 1, 2)
 
     def backward(ctx, g):
         xp, geo = ctx.xp, ctx.geo
-        o, k = geo.o, geo.k
+        groups, og, k = geo.groups, geo.og, geo.k
         needs = ctx.needs_input_grad
         need_w = needs[1] or (ctx.has_bias and needs[2])
-        g2 = xp.ascontiguousarray(batch_last(g)).reshape(o, geo.ho, -1)  # free when g is batch-last
-        gfull_t = xp.zeros((k + ctx.has_bias, o), dtype=g.dtype) if need_w else None
+        g2 = xp.ascontiguousarray(batch_last(g)).reshape(groups, og, geo.ho, -1)  # free when g is batch-last
+        gfull_t = xp.zeros((groups, k + ctx.has_bias, og), dtype=g.dtype) if need_w else None
         gxpad = xp.zeros(ctx.xpad.shape, dtype=g.dtype) if needs[0] else None
-        w_t = ctx.wmat[:, :k].T
+        w_t = ctx.wmat[:, :, :k].transpose(0, 2, 1)
         if need_w:
             for y0, y1, cols in geo.chunks(xp, ctx.xpad, ctx.has_bias):
-                gchunk = g2[:, y0:y1].reshape(o, -1)
-                gfull_t += cols @ gchunk.T  # weight and bias gradients in one GEMM
+                gchunk = g2[:, :, y0:y1].reshape(groups, og, -1)
+                gfull_t += _matmul(xp, cols, gchunk.transpose(0, 2, 1))  # weight and bias gradients in one GEMM
                 if gxpad is not None:
-                    geo.col2im(w_t @ gchunk, gxpad, y0, y1 - y0)
+                    geo.col2im(_matmul(xp, w_t, gchunk), gxpad, y0, y1 - y0)
         elif gxpad is not None:
-            for y0 in range(0, geo.ho, geo.rows):
-                y1 = min(geo.ho, y0 + geo.rows)
-                geo.col2im(w_t @ g2[:, y0:y1].reshape(o, -1), gxpad, y0, y1 - y0)
+            for y0, y1 in geo.row_chunks():
+                geo.col2im(_matmul(xp, w_t, g2[:, :, y0:y1].reshape(groups, og, -1)), gxpad, y0, y1 - y0)
         gx = gw = gb = None
         if gxpad is not None:
-            p = geo.padding
-            gx = gxpad[:, p : p + geo.h, p : p + geo.w].transpose(3, 0, 1, 2)
+            gx = geo.crop(gxpad).transpose(3, 0, 1, 2)
         if need_w:
-            gw = xp.ascontiguousarray(gfull_t[:k].reshape(geo.kh, geo.kw, geo.c, o).transpose(3, 2, 0, 1))
+            gw = geo.weight_from_matrix(xp, gfull_t[:, :k].transpose(0, 2, 1))
             if ctx.has_bias:
-                gb = gfull_t[k].copy()
+                gb = gfull_t[:, k].reshape(geo.o).copy()
         return (gx, gw, gb) if ctx.has_bias else (gx, gw)
 
 
-def _first_max(xp, views):
-    """Running max over strided views, and the index (int8) of the first view that holds it."""
-    best = xp.maximum(views[0], views[1])
-    idx = (views[1] > views[0]).view(xp.int8)
-    for t in range(2, len(views)):
-        better = views[t] > best
-        xp.maximum(best, views[t], out=best)
-        idx[better] = t
-    return best, idx
+def conv_transpose_output_size(size, kernel, stride, padding, output_padding, dilation) -> int:
+    """PyTorch's output length of a transposed convolution along one axis."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
-class MaxPool2d(Function):
-    """Max over k×k windows with a stride; the gradient goes to the first maximum (row-major) of each window.
+class ConvTranspose2d(Function):
+    """Transposed convolution of x (N, C_in, H, W) with weight (C_in, C_out/G, kh, kw), plus bias (C_out,).
 
-    Works on the batch-last (C, H, W, N) view. Non-overlapping windows (stride == kernel, no
-    padding) take a fast path in two stages, columns then rows, each a few whole-array ops on
-    strided views; ties keep the earlier column, then the earlier row: PyTorch's row-major
-    first maximum. Other configurations track the running max over the k·k window offsets.
+    The adjoint of ``Conv2d`` with that weight from (N, C_out, Ho, Wo) to x's shape: forward is the
+    convolution's col2im, backward its im2col. ``stride``, ``padding``, ``output_padding`` and
+    ``dilation`` are (h, w) pairs; output_padding adds rows/columns at the bottom/right only.
     """
 
-    saves = ()
+    saves = (0,)  # the batch-last input (a view of x when x already is batch-last) feeds the weight gradient
 
-    def forward(ctx, x, kernel, stride, padding):
+    def forward(ctx, x, weight, *bias, stride, padding, output_padding, dilation, groups):
         xp = ctx.xp
-        n, c, h, w = x.shape
-        ho, wo = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
-        ctx.x_shape, ctx.kernel, ctx.stride, ctx.padding = x.shape, kernel, stride, padding
-        ctx.tiled = stride == kernel and padding == 0 and kernel > 1
-        if ctx.tiled:
-            k = kernel
-            crop = batch_last(x)[:, : ho * k, : wo * k]
-            cols_max, ctx.col_idx = _first_max(xp, [crop[:, :, j::k] for j in range(k)])
-            rows = cols_max.reshape(c, ho, k, wo, n)
-            out, ctx.row_idx = _first_max(xp, [rows[:, :, i] for i in range(k)])
-            return out.transpose(3, 0, 1, 2)
-        src = _padded_batch_last(xp, x, padding, fill=-xp.inf) if padding else batch_last(x)
-        views = [_window(src, i, j, ho, wo, stride) for i in range(kernel) for j in range(kernel)]
-        if len(views) == 1:
-            ctx.idx = xp.zeros(views[0].shape, dtype=xp.int8)
-            return xp.ascontiguousarray(views[0]).transpose(3, 0, 1, 2)
-        out, ctx.idx = _first_max(xp, views)
+        n, _, h, w = x.shape
+        c_out = weight.shape[1] * groups
+        size = [conv_transpose_output_size(x.shape[2 + a], weight.shape[2 + a], stride[a], padding[a],
+                                           output_padding[a], dilation[a]) for a in (0, 1)]
+        pads = (padding[0], padding[0], padding[1], padding[1])
+        geo = conv_geometry((n, c_out, size[0], size[1]), weight.shape, stride, pads, dilation, groups, (h, w))
+        wmat = geo.weight_matrix(xp, weight)
+        xl = xp.ascontiguousarray(batch_last(x)).reshape(groups, geo.og, h, -1)
+        outpad = xp.zeros((c_out, size[0] + 2 * pads[0], size[1] + 2 * pads[2], n), dtype=x.dtype)
+        w_t = wmat.transpose(0, 2, 1)
+        for y0, y1 in geo.row_chunks():
+            geo.col2im(_matmul(xp, w_t, xl[:, :, y0:y1].reshape(groups, geo.og, -1)), outpad, y0, y1 - y0)
+        out = geo.crop(outpad)
+        if bias:
+            out = out + bias[0].reshape(c_out, 1, 1, 1)
+        elif out.base is not None:  # cropped: don't keep the padded margins alive
+            out = xp.ascontiguousarray(out)
+        ctx.geo, ctx.xl, ctx.wmat, ctx.has_bias = geo, xl, wmat, bool(bias)
         return out.transpose(3, 0, 1, 2)
 
     def backward(ctx, g):
-        xp, k, stride, p = ctx.xp, ctx.kernel, ctx.stride, ctx.padding
-        n, c, h, w = ctx.x_shape
-        ho, wo = g.shape[2], g.shape[3]
-        gl = batch_last(g)  # (C, ho, wo, N)
-        if ctx.tiled:
-            exact = h == ho * k and w == wo * k
-            gx = (xp.empty if exact else xp.zeros)((c, h, w, n), dtype=g.dtype)
-            grows = xp.empty((c, ho, k, wo, n), dtype=g.dtype)
-            for i in range(k):
-                xp.multiply(gl, ctx.row_idx == i, out=grows[:, :, i])
-            grows = grows.reshape(c, ho * k, wo, n)
-            crop = gx[:, : ho * k, : wo * k]
-            for j in range(k):
-                xp.multiply(grows, ctx.col_idx == j, out=crop[:, :, j::k])
-            return gx.transpose(3, 0, 1, 2)
-        gx = xp.zeros((c, h + 2 * p, w + 2 * p, n), dtype=g.dtype)
-        t = 0
-        for i in range(k):
-            for j in range(k):
-                _window(gx, i, j, ho, wo, stride)[...] += gl * (ctx.idx == t)
-                t += 1
-        return gx[:, p : p + h, p : p + w].transpose(3, 0, 1, 2)
-
-
-class AvgPool2d(Function):
-    """Mean over k×k windows (zero padding counted, as PyTorch's default count_include_pad)."""
-
-    saves = ()
-
-    def forward(ctx, x, kernel, stride, padding):
-        xp = ctx.xp
-        n, c, h, w = x.shape
-        ho, wo = conv_output_size(h, kernel, stride, padding), conv_output_size(w, kernel, stride, padding)
-        src = _padded_batch_last(xp, x, padding) if padding else batch_last(x)
-        out = xp.ascontiguousarray(_window(src, 0, 0, ho, wo, stride))
-        for i in range(kernel):
-            for j in range(kernel):
-                if i or j:
-                    out += _window(src, i, j, ho, wo, stride)
-        out *= 1.0 / (kernel * kernel)
-        ctx.x_shape, ctx.kernel, ctx.stride, ctx.padding = x.shape, kernel, stride, padding
-        return out.transpose(3, 0, 1, 2)
-
-    def backward(ctx, g):
-        xp, kernel, stride, p = ctx.xp, ctx.kernel, ctx.stride, ctx.padding
-        n, c, h, w = ctx.x_shape
-        ho, wo = g.shape[2], g.shape[3]
-        share = batch_last(g) * (1.0 / (kernel * kernel))
-        gx = xp.zeros((c, h + 2 * p, w + 2 * p, n), dtype=g.dtype)
-        for i in range(kernel):
-            for j in range(kernel):
-                _window(gx, i, j, ho, wo, stride)[...] += share
-        return gx[:, p : p + h, p : p + w].transpose(3, 0, 1, 2)
+        xp, geo = ctx.xp, ctx.geo
+        needs = ctx.needs_input_grad
+        groups, og = geo.groups, geo.og
+        gx = gw = gb = None
+        if needs[0] or needs[1]:
+            gpad = padded_batch_last(xp, g, geo.pads)
+            gxl = xp.empty((groups, og, geo.ho, geo.wo * geo.n), dtype=g.dtype) if needs[0] else None
+            gwmat = xp.zeros((groups, og, geo.k), dtype=g.dtype) if needs[1] else None
+            for y0, y1, cols in geo.chunks(xp, gpad, False):
+                if gxl is not None:
+                    _matmul(xp, ctx.wmat, cols, out=gxl[:, :, y0:y1].reshape(groups, og, -1))
+                if gwmat is not None:
+                    gwmat += _matmul(xp, ctx.xl[:, :, y0:y1].reshape(groups, og, -1), cols.transpose(0, 2, 1))
+            if gxl is not None:
+                gx = gxl.reshape(geo.o, geo.ho, geo.wo, geo.n).transpose(3, 0, 1, 2)
+            if gwmat is not None:
+                gw = geo.weight_from_matrix(xp, gwmat)
+        if ctx.has_bias and needs[2]:
+            gb = g.sum(axis=(0, 2, 3))
+        return (gx, gw, gb) if ctx.has_bias else (gx, gw)

@@ -131,9 +131,9 @@ def test_repr_is_nested_like_pytorch():
     text = repr(nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)))
     assert text == (
         "Sequential(\n"
-        "  (0): Conv2d(1, 6, kernel_size=5, stride=1, padding=2)\n"
+        "  (0): Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2))\n"
         "  (1): ReLU()\n"
-        "  (2): MaxPool2d(kernel_size=2, stride=2, padding=0)\n"
+        "  (2): MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)\n"
         ")"
     )
 
