@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import backend
 from ..ops import elementwise as E
+from ..ops import indexing as IX
 from ..ops import linalg as L
 from ..ops import shape as S
 from ..ops.util import dim_arg, normalize_axis
@@ -37,6 +38,25 @@ __all__ = [
     "masked_fill",
     "tril",
     "triu",
+    "mean",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "var",
+    "std",
+    "logsumexp",
+    "argmin",
+    "softmax",
+    "log_softmax",
+    "relu",
+    "reshape",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "transpose",
+    "permute",
+    "numel",
 ]
 
 
@@ -141,7 +161,7 @@ def pad(t: Tensor, pad_width, value: float = 0.0) -> Tensor:
     """Constant padding. ``pad_width`` is NumPy's ((before, after), ...) per axis, or PyTorch's flat
     (left, right, top, bottom, ...) tuple that pads the last axes first."""
     widths = _pad_widths(pad_width, t.ndim)
-    return apply(S.Pad, t, pad_width=widths, value=value)
+    return apply(IX.PadConstant, t, widths=widths, value=value)
 
 
 def _pad_widths(pad_width, ndim):
@@ -212,3 +232,37 @@ def tril(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
 
 def triu(input: Tensor, diagonal: int = 0) -> Tensor:  # noqa: A002
     return input.triu(diagonal)
+
+
+def _tensor_method(name: str):
+    """``ember.<name>(x, ...)`` as PyTorch spells it: the Tensor method with ``x`` first."""
+
+    def function(input: Tensor, *args, **kwargs):  # noqa: A002 - PyTorch's name
+        if not isinstance(input, Tensor):
+            raise TypeError(f"ember.{name}: expected a Tensor first, got {type(input).__name__}")
+        return getattr(input, name)(*args, **kwargs)
+
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = f"``x.{name}(...)`` as a function (see ``Tensor.{name}``)."
+    return function
+
+
+mean = _tensor_method("mean")
+amax = _tensor_method("amax")
+amin = _tensor_method("amin")
+max = _tensor_method("max")
+min = _tensor_method("min")
+var = _tensor_method("var")
+std = _tensor_method("std")
+logsumexp = _tensor_method("logsumexp")
+argmin = _tensor_method("argmin")
+softmax = _tensor_method("softmax")
+log_softmax = _tensor_method("log_softmax")
+relu = _tensor_method("relu")
+reshape = _tensor_method("reshape")
+flatten = _tensor_method("flatten")
+squeeze = _tensor_method("squeeze")
+unsqueeze = _tensor_method("unsqueeze")
+transpose = _tensor_method("transpose")
+permute = _tensor_method("permute")
+numel = _tensor_method("numel")

@@ -29,24 +29,14 @@ class Softmax(Function):
         return out * (g - (g * out).sum(axis=ctx.axis, keepdims=True))
 
 
-class Softmin(Function):
-    """softmax(-a): one node, whose gradient is the softmax one with the sign flipped."""
-
-    saves = ("out",)
+class Softmin(Softmax):
+    """softmax(-a) as one node: the softmax of the negated input, whose gradient changes sign."""
 
     def forward(ctx, a, axis):
-        xp = ctx.xp
-        if a.size == 0:
-            ctx.out, ctx.axis = xp.empty_like(a), axis
-            return ctx.out
-        e = xp.exp(a.min(axis=axis, keepdims=True) - a)
-        e /= e.sum(axis=axis, keepdims=True)
-        ctx.out, ctx.axis = e, axis
-        return e
+        return Softmax.forward(ctx, -a, axis)
 
     def backward(ctx, g):
-        out = ctx.out
-        return out * ((g * out).sum(axis=ctx.axis, keepdims=True) - g)
+        return -Softmax.backward(ctx, g)
 
 
 class LogSoftmax(Function):

@@ -1,4 +1,4 @@
-"""Shape ops: reshape, permute, expand, indexing, concat, stack, pad.
+"""Shape ops: reshape, permute, expand, indexing (read and write), concat, stack, fill and copy.
 
 Their backward passes only move gradient values back to where they came from; indexing
 with integer arrays scatters with ``add.at`` so repeated indices accumulate.
@@ -118,19 +118,6 @@ class Stack(Function):
         return tuple(
             g[lead + (i,)] if need else None for i, need in enumerate(ctx.needs_input_grad)
         )
-
-
-class Pad(Function):
-    """Constant padding; ``pad_width`` is NumPy's ((before, after), ...) per axis."""
-
-    saves = ()
-
-    def forward(ctx, a, pad_width, value):
-        ctx.slices = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad_width, a.shape))
-        return ctx.xp.pad(a, pad_width, mode="constant", constant_values=value)
-
-    def backward(ctx, g):
-        return g[ctx.slices]
 
 
 class SetItem(Function):

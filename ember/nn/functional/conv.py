@@ -186,15 +186,23 @@ def _shape_of(t: Tensor | None):
 
 
 def _conv(name, x, weight, bias, stride, padding, dilation, groups, spatial: int) -> Tensor:
+    def attrs(x_shape):
+        return _conv_attrs(name, x_shape, tuple(weight.shape), _shape_of(bias), stride, padding, dilation, groups,
+                           spatial)
+
+    return _convolve(name, C.Conv2d, x, weight, bias, spatial, attrs)
+
+
+def _convolve(name, op, x, weight, bias, spatial: int, attrs_for) -> Tensor:
+    """Run a 2-D convolution op (1-D inputs as height-1 images, unbatched inputs as a batch of one)."""
     x, added = _batched(name, x, spatial, _LAYOUTS[spatial])
-    attrs = _conv_attrs(name, tuple(x.shape), tuple(weight.shape), _shape_of(bias), stride, padding, dilation,
-                        groups, spatial)
+    attrs = attrs_for(tuple(x.shape))
     _floating(name, x, weight, bias)
     _same_dtype(name, x, weight, bias)
     if spatial == 1:
         x, weight = _to_2d(x), weight.reshape(weight.shape[0], weight.shape[1], 1, weight.shape[2])
     args = (x, weight) if bias is None else (x, weight, bias)
-    out = apply(C.Conv2d, *args, **attrs)
+    out = apply(op, *args, **attrs)
     return _unbatch(_from_2d(out) if spatial == 1 else out, added)
 
 
@@ -266,16 +274,11 @@ def _conv_transpose_attrs(name, x_shape, w_shape, bias_shape, stride, padding, o
 
 
 def _conv_transpose(name, x, weight, bias, stride, padding, output_padding, groups, dilation, spatial: int) -> Tensor:
-    x, added = _batched(name, x, spatial, _LAYOUTS[spatial])
-    attrs = _conv_transpose_attrs(name, tuple(x.shape), tuple(weight.shape), _shape_of(bias), stride, padding,
-                                  output_padding, groups, dilation, spatial)
-    _floating(name, x, weight, bias)
-    _same_dtype(name, x, weight, bias)
-    if spatial == 1:
-        x, weight = _to_2d(x), weight.reshape(weight.shape[0], weight.shape[1], 1, weight.shape[2])
-    args = (x, weight) if bias is None else (x, weight, bias)
-    out = apply(C.ConvTranspose2d, *args, **attrs)
-    return _unbatch(_from_2d(out) if spatial == 1 else out, added)
+    def attrs(x_shape):
+        return _conv_transpose_attrs(name, x_shape, tuple(weight.shape), _shape_of(bias), stride, padding,
+                                     output_padding, groups, dilation, spatial)
+
+    return _convolve(name, C.ConvTranspose2d, x, weight, bias, spatial, attrs)
 
 
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
