@@ -81,8 +81,9 @@ class Function:
     ``saves``
         What ``backward`` reads by reference: input positions (ints), ``"inputs"`` (all of them)
         and/or ``"out"`` (the output). ``None``, the default, means all inputs and the output.
-        Their version counters are recorded at forward time and checked before ``backward``, so
-        a saved tensor changed in place in between is an error, not a wrong gradient.
+        The in-place write clock is recorded at forward time and the tensors' write stamps are
+        checked before ``backward``, so a saved tensor changed in place in between is an error,
+        not a wrong gradient.
         Copies and derived arrays (a padded copy, a product) need no declaration.
     ``returns_view``
         The output may share memory with input 0 (reshape, slicing, transpose); the output
@@ -95,7 +96,8 @@ class Function:
     inputs: tuple | None = None  # the input tensors; None once the node is released
     parents: tuple | None = None  # each input's producing node at record time (None for leaves)
     needs_input_grad: tuple | None = None
-    saved_versions: tuple = ()  # ((version box, version at forward, input index or -1 for the output), ...)
+    clock: int | None = None  # the in-place write clock at forward time, when the op saves anything
+    out_box: list | None = None  # the output's version box, when the op saves its output
 
     def forward(ctx, *arrays, **attrs):
         raise NotImplementedError
@@ -112,20 +114,26 @@ class Function:
         return type(self).__name__
 
     def check_saved_versions(self) -> None:
-        """Raise if a tensor that backward reads was modified in place after the forward pass."""
-        for box, version, which in self.saved_versions:
-            if box[0] != version:
-                if which < 0:
-                    what = "output"
-                else:
-                    t = self.inputs[which]
-                    what = f"input {which} (shape {tuple(t.data.shape)}, {t.data.dtype})"
-                raise RuntimeError(
-                    f"ember: {self.name} needs its {what} to compute the gradient, but that tensor was "
-                    f"modified by an in-place operation after the forward pass (it is at version {box[0]}; "
-                    f"expected version {version}). Modify a .clone() instead, or compute the gradient "
-                    "before changing it."
-                )
+        """Raise if a tensor that backward reads was written in place after the forward pass.
+
+        Each write stamps the tensor's version box with a global write clock; anything stamped
+        after the clock this node recorded was written since.
+        """
+        saves, clock = self.saves, self.clock
+        everything = saves is None or "inputs" in saves
+        for i, t in enumerate(self.inputs):
+            box = t._vbox
+            if box is not None and box[2] > clock and (everything or i in saves):
+                self._stale(f"input {i} (shape {tuple(t.data.shape)}, {t.data.dtype})", box[0])
+        if self.out_box is not None and self.out_box[2] > clock:
+            self._stale("output", self.out_box[0])
+
+    def _stale(self, what: str, version: int):
+        raise RuntimeError(
+            f"ember: {self.name} needs its {what} to compute the gradient, but that tensor was modified by an "
+            f"in-place operation after the forward pass (it is now at version {version}). "
+            "Modify a .clone() instead, or compute the gradient before changing it."
+        )
 
 
 _CROSSED = {(True, True): (0, 1), (True, False): (1,), (False, True): (0,), (False, False): ()}
@@ -199,7 +207,7 @@ def backward(root, grad, retain_graph: bool = False) -> None:
                 f"ember: trying to backward through {node.name} a second time, but its saved arrays "
                 "were freed after the first backward. Pass retain_graph=True to the first call."
             )
-        if node.saved_versions:
+        if node.clock is not None:
             node.check_saved_versions()
         g, g_owned = entry
         grads = node.backward(g)

@@ -41,7 +41,7 @@ def _wrap(data, node) -> Tensor:
     t.grad = None
     t.requires_grad = node is not None
     t._node = node
-    t._vbox = [0, False]
+    t._vbox = None
     return t
 
 
@@ -61,11 +61,15 @@ def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
         raise type(exc)(_describe_failure(cls, inputs, exc)) from exc
     if record:
         fn.inputs = inputs
-        fn.parents = tuple([t._node for t in inputs])
+        n = len(inputs)
+        fn.parents = ((inputs[0]._node,) if n == 1 else (inputs[0]._node, inputs[1]._node) if n == 2
+                      else tuple([t._node for t in inputs]))
         result = _wrap(out, fn)
         saves = fn.saves  # an op may set it in forward when it depends on the inputs
         if saves is None or saves:
-            fn.saved_versions = _saved_versions(inputs, saves, result)
+            fn.clock = _write_clock[0]  # a saved tensor written after this is stale for backward
+            if saves is None or "out" in saves:
+                fn.out_box = result._vbox = [0, False, 0]
     else:
         result = _wrap(out, None)
     if cls.returns_view:
@@ -73,28 +77,17 @@ def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
     return result
 
 
-def _saved_versions(inputs, saves, out) -> list:
-    """(version box, current version, which) for each tensor an op declared it saves; which = -1: the output."""
-    entries = []
-    for s in _ALL_SAVED if saves is None else saves:
-        if s.__class__ is int:
-            box = inputs[s]._vbox
-            entries.append((box, box[0], s))
-        elif s == "out":
-            entries.append((out._vbox, out._vbox[0], -1))
-        else:  # "inputs"
-            entries.extend([(t._vbox, t._vbox[0], i) for i, t in enumerate(inputs)])
-    return entries
-
-
-_ALL_SAVED = ("inputs", "out")
+# Every in-place write ticks this clock and stamps the written tensor's version box with it, so a
+# node knows a tensor it saved was written after its forward pass when the stamp exceeds the clock
+# it recorded (one integer per node instead of a version per input).
+_write_clock = [0]
 
 
 def _share_version_if_view(view: Tensor, base: Tensor) -> None:
     """A view shares its base's version counter, so a write through either is seen by both."""
     a, b = view.data, base.data
     if a is b or _xp_of(a).may_share_memory(a, b):
-        box = base._vbox
+        box = base._box()
         box[1] = True
         view._vbox = box
 
@@ -173,8 +166,10 @@ class Tensor:
         tensor([[2., 4.]], dtype=float32)
     """
 
-    # _vbox is [version, viewed]: the count of in-place writes to the memory, shared with every
-    # view of it, and whether a view (or a detached alias) of the memory was ever made.
+    # _vbox is [version, viewed, stamp]: the count of in-place writes to the memory (shared with
+    # every view of it), whether a view (or a detached alias) of the memory was ever made, and the
+    # write clock at the last write. It is made on first need (None: version 0, no view, never
+    # written), so most op outputs never get one.
     __slots__ = ("data", "grad", "requires_grad", "_node", "_vbox", "__weakref__")
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__
 
@@ -182,7 +177,7 @@ class Tensor:
         self.data = as_array(data, dtype, device)
         self.grad = None
         self._node = None
-        self._vbox = [0, False]
+        self._vbox = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -342,17 +337,26 @@ class Tensor:
     @property
     def _version(self) -> int:
         """How many in-place writes this tensor's memory has seen (PyTorch's ``_version``)."""
-        return self._vbox[0]
+        return 0 if self._vbox is None else self._vbox[0]
+
+    def _box(self) -> list:
+        """This tensor's version box, made on first need."""
+        if self._vbox is None:
+            self._vbox = [0, False, 0]
+        return self._vbox
 
     def _bump_version(self) -> None:
-        """Record an in-place write made to ``.data`` directly (optimizers, initialisers, loaders)."""
-        self._vbox[0] += 1
+        """Record an in-place write to this tensor's memory (in-place ops, optimizers, initialisers)."""
+        box = self._box()
+        box[0] += 1
+        _write_clock[0] += 1
+        box[2] = _write_clock[0]
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph; it shares the version counter (writes through it are seen)."""
         t = _wrap(self.data, None)
-        t._vbox = self._vbox
-        self._vbox[1] = True
+        t._vbox = box = self._box()
+        box[1] = True
         return t
 
     def clone(self) -> Tensor:
@@ -563,6 +567,8 @@ class Tensor:
     def sum(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None, dtype=None) -> Tensor:
         """Sum over ``axis`` (all by default). ``dtype`` casts first and sums in that dtype; bool and
         integer tensors sum as int64 (PyTorch's rule), others keep their dtype."""
+        if dtype is None and self.data.dtype.kind in _float_kinds:  # the common case, without the dtype rules
+            return self._reduce(R.Sum, "sum", axis, dim, keepdims, keepdim)
         return _FP.sum(self, axis, keepdims, dim=dim, keepdim=keepdim, dtype=dtype)
 
     def mean(self, axis=None, keepdims: bool = False, *, dim=None, keepdim=None, dtype=None) -> Tensor:
@@ -774,7 +780,7 @@ class Tensor:
             self._inplace_recorded(S.SetItem, (), dict(index=idx, then=then, value=_constant(value, self)), "setitem")
             return
         _indexing.assign(self.data, idx, then, value.data if isinstance(value, Tensor) else value)
-        self._vbox[0] += 1
+        self._bump_version()
 
     def __iter__(self):
         for i in range(len(self)):
@@ -816,7 +822,7 @@ class Tensor:
                 "gradients are recorded; update it under `with ember.no_grad():` (as optimizers do) or work on "
                 "a .clone()"
             )
-        if self._vbox[1]:
+        if self._vbox is not None and self._vbox[1]:
             raise RuntimeError(
                 f"{name}: this tensor shares its memory with a view or a detached alias (from slicing, reshape, "
                 "transpose, detach, ...); an in-place change recorded in the graph would not reach the other "
@@ -840,7 +846,7 @@ class Tensor:
         _check_inplace_dtype(values.dtype, self.data.dtype, name)
         if values is not self.data:
             self.data[...] = values
-        self._vbox[0] += 1
+        self._bump_version()
 
     def _inplace_binary(self, other, name, op, scalar_op, raw):
         """self ⊙= other, for a tensor, array or number ``other``."""
@@ -858,7 +864,7 @@ class Tensor:
             if isinstance(c, float):
                 _check_inplace_dtype(np.dtype(np.float64), self.dtype, name)
             raw(self.data, c, out=self.data, casting="same_kind")
-        self._vbox[0] += 1
+        self._bump_version()
         return self
 
     def add_(self, other, alpha=1) -> Tensor:
@@ -906,7 +912,7 @@ class Tensor:
         if _records_inplace(self, ()):
             return self._inplace_recorded(E.Clip, (), dict(lo=lo, hi=hi), "clamp_")
         _xp_of(self.data).clip(self.data, lo, hi, out=self.data)
-        self._vbox[0] += 1
+        self._bump_version()
         return self
 
     def _scatter_inplace(self, name, *args, **kwargs) -> Tensor:
@@ -942,7 +948,7 @@ class Tensor:
         if isinstance(_scalar(value), float):
             _check_inplace_dtype(np.dtype(np.float64), self.dtype, "fill_")
         self.data[...] = value
-        self._vbox[0] += 1
+        self._bump_version()
         return self
 
     def zero_(self) -> Tensor:
@@ -954,7 +960,7 @@ class Tensor:
         if _records_inplace(self, (src,)):
             return self._inplace_recorded(S.CopyInto, (src,), {}, "copy_")
         self.data[...] = backend.to_device(src.data, self.device)
-        self._vbox[0] += 1
+        self._bump_version()
         return self
 
     def masked_fill(self, mask, value) -> Tensor:
@@ -986,7 +992,7 @@ class Tensor:
         if _records_inplace(self, ()):
             return self._inplace_recorded(E.MaskedFill, (), dict(mask=m, value=_scalar(value)), "masked_fill_")
         _xp_of(self.data).copyto(self.data, _scalar(value), where=m, casting="unsafe")
-        self._vbox[0] += 1
+        self._bump_version()
         return self
 
     # -- elementwise functions ----------------------------------------------------------

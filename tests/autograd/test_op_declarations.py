@@ -16,7 +16,7 @@ import ember
 from ember.autograd import Function
 from ember.testing import OPS, make_inputs
 
-_BOOKKEEPING = {"inputs", "parents", "needs_input_grad", "saved_versions", "xp", "saves"}
+_BOOKKEEPING = {"inputs", "parents", "needs_input_grad", "clock", "out_box", "xp", "saves"}
 
 
 def _kept_arrays(obj, depth=0):

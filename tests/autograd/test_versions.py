@@ -205,8 +205,7 @@ def test_error_names_the_op_and_the_tensor():
     y = x * w
     with ember.no_grad():
         w.mul_(2.0)
-    with pytest.raises(RuntimeError, match=r"Mul needs its input 1 \(shape \(3,\), float64\).*version 1; expected "
-                                            r"version 0"):
+    with pytest.raises(RuntimeError, match=r"Mul needs its input 1 \(shape \(3,\), float64\).*now at version 1"):
         y.sum().backward()
 
 

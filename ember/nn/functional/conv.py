@@ -104,21 +104,25 @@ def _floating(name: str, *tensors) -> None:
                             "convert it with .float()")
 
 
-def _plain(value) -> bool:
-    """An int, str, bool, None or a tuple of them: safe as a cache key (1.0 would hit the entry of 1)."""
-    return value is None or type(value) in (int, str, bool) or (type(value) is tuple and all(map(_plain, value)))
-
-
 def _memo(check):
     """Cache a pure argument check by its arguments (shapes and settings), which repeat every training step.
 
-    Other arguments (lists, floats, NumPy integers) skip the cache; a check that raises is not cached.
+    The key is the arguments' repr: one C-level call, and it tells 1 from 1.0 and from a NumPy integer
+    (a hash key would let 1.0 hit the entry of 1). A check that raises is not cached; the results are
+    shared, so callers must not change them.
     """
-    cached = functools.lru_cache(maxsize=512)(check)
+    cache: dict = {}
 
     @functools.wraps(check)
     def call(*args):
-        return cached(*args) if all(map(_plain, args)) else check(*args)
+        key = repr(args)
+        result = cache.get(key)
+        if result is None:
+            result = check(*args)
+            if len(cache) >= 512:
+                cache.clear()
+            cache[key] = result
+        return result
 
     return call
 
