@@ -9,8 +9,8 @@ Each op still accepts any strides: an input in another layout is copied once.
 
 Groups split the channels into G independent convolutions. im2col rows are ordered
 (group, i, j, c) (group, kernel offset, then the group's channel), so the columns of all groups
-are one (G, k, positions) array and the G GEMMs are one batched ``matmul``; with G = 1 this is
-the plain (i, j, c) im2col. A final row of ones per group folds the bias into the GEMM. col2im
+are one (G, k, positions) array and the G GEMMs are one batched ``matmul``; with G = 1 the arrays
+drop the group axis and this is the plain (i, j, c) im2col with 2-d GEMMs. A final row of ones per group folds the bias into the GEMM. col2im
 adds the column gradients back with one strided slice add per kernel offset (never ``add.at``).
 Both walk the output in chunks of rows sized so the GEMM is wide enough to be efficient while
 the columns stay in cache; backward recomputes each chunk's columns instead of keeping them.
@@ -79,6 +79,9 @@ class ConvGeometry:
         self.o, self.cg, self.kh, self.kw = w_shape
         self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
         self.og = self.o // groups
+        # the group axis that grouped arrays carry in front; ungrouped ones (the common case) go without
+        # it, so their GEMMs, copies and slice adds are the plain 2-d and 4-d ones
+        self.lead = (groups,) if groups > 1 else ()
         if out_hw is None:
             out_hw = (conv_output_size(self.h, self.kh, stride[0], pads[0] + pads[1], dilation[0]),
                       conv_output_size(self.w, self.kw, stride[1], pads[2] + pads[3], dilation[1]))
@@ -87,48 +90,48 @@ class ConvGeometry:
         self.rows = max(1, min(self.ho, GEMM_COLUMNS_PER_CHUNK // max(self.wo * self.n, 1)))
 
     def weight_matrix(self, xp, weight, bias=None):
-        """(G, O/G, k [+1]) copy of the weight in im2col row order, with the bias as a last column."""
+        """([G,] O/G, k [+1]) copy of the weight in im2col row order, with the bias as a last column."""
         g, og, k = self.groups, self.og, self.k
-        wmat = xp.empty((g, og, k + (bias is not None)), dtype=weight.dtype)
-        wmat[:, :, :k].reshape(g, og, self.kh, self.kw, self.cg)[...] = (
+        wmat = xp.empty(self.lead + (og, k + (bias is not None)), dtype=weight.dtype)
+        wmat[..., :k].reshape(g, og, self.kh, self.kw, self.cg)[...] = (
             weight.reshape(g, og, self.cg, self.kh, self.kw).transpose(0, 1, 3, 4, 2))
         if bias is not None:
-            wmat[:, :, k] = bias.reshape(g, og)
+            wmat[..., k] = bias.reshape(self.lead + (og,))
         return wmat
 
     def weight_from_matrix(self, xp, wmat):
-        """Inverse of ``weight_matrix`` (without bias): (G, O/G, k) -> a new (O, C/G, kh, kw) array."""
+        """Inverse of ``weight_matrix`` (without bias): ([G,] O/G, k) -> a new (O, C/G, kh, kw) array."""
         blocks = wmat.reshape(self.groups, self.og, self.kh, self.kw, self.cg).transpose(0, 1, 4, 2, 3)
         return xp.ascontiguousarray(blocks).reshape(self.o, self.cg, self.kh, self.kw)
 
     def windows(self, xp, xpad, y0, m):
-        """Strided view (G, kh, kw, C/G, m, wo, N) of every kernel offset for output rows y0..y0+m."""
+        """Strided view ([G,] kh, kw, C/G, m, wo, N) of every kernel offset for output rows y0..y0+m."""
         (sh, sw), (dh, dw) = self.stride, self.dilation
         sc, s_h, s_w, sn = xpad.strides
         src = xpad[:, y0 * sh :]
         return xp.lib.stride_tricks.as_strided(
-            src, shape=(self.groups, self.kh, self.kw, self.cg, m, self.wo, self.n),
-            strides=(sc * self.cg, s_h * dh, s_w * dw, sc, s_h * sh, s_w * sw, sn),
+            src, shape=self.lead + (self.kh, self.kw, self.cg, m, self.wo, self.n),
+            strides=(sc * self.cg,) * len(self.lead) + (s_h * dh, s_w * dw, sc, s_h * sh, s_w * sw, sn),
         )
 
     def chunks(self, xp, xpad, with_ones):
-        """Yield (y0, y1, cols), cols (G, k [+1], (y1-y0)·wo·N); one buffer reused by every chunk."""
-        g, k, width = self.groups, self.k, self.wo * self.n
-        buf = xp.empty((g, k + with_ones, self.rows, width), dtype=xpad.dtype)
+        """Yield (y0, y1, cols), cols ([G,] k [+1], (y1-y0)·wo·N); one buffer reused by every chunk."""
+        lead, k, width = self.lead, self.k, self.wo * self.n
+        buf = xp.empty(lead + (k + with_ones, self.rows, width), dtype=xpad.dtype)
         if with_ones:
-            buf[:, k] = 1
+            buf[..., k, :, :] = 1
         for y0 in range(0, self.ho, self.rows):
             m = min(self.rows, self.ho - y0)
             windows = self.windows(xp, xpad, y0, m)
-            buf[:, :k, :m].reshape(windows.shape)[...] = windows  # one copy for every (g, i, j, c)
-            yield y0, y0 + m, buf[:, :, :m].reshape(g, k + with_ones, m * width)
+            buf[..., :k, :m, :].reshape(windows.shape)[...] = windows  # one copy for every (g, i, j, c)
+            yield y0, y0 + m, buf[..., :m, :].reshape(lead + (k + with_ones, m * width))
 
     def row_chunks(self):
         """(y0, y1) of the chunks, for loops that need no columns."""
         return [(y0, min(self.ho, y0 + self.rows)) for y0 in range(0, self.ho, self.rows)]
 
     def col2im(self, gcols, gxpad, y0, m):
-        """Add column gradients (G, k, m·wo·N) of output rows y0..y0+m back onto the padded input.
+        """Add column gradients ([G,] k, m·wo·N) of output rows y0..y0+m back onto the padded input.
 
         Without groups the arrays lose their group axis: 4-d slice adds are measurably cheaper than
         5-d ones, and LeNet-5's first convolution runs 350 of them per backward.
@@ -157,13 +160,6 @@ def conv_geometry(x_shape, w_shape, stride, pads, dilation, groups, out_hw=None)
     return ConvGeometry(x_shape, w_shape, stride, pads, dilation, groups, out_hw)
 
 
-def _matmul(xp, a, b, out=None):
-    """Batched (G, m, k) @ (G, k, n); one plain 2-D GEMM when G == 1 (the common, ungrouped case)."""
-    if a.shape[0] == 1:
-        return xp.matmul(a[0], b[0], out=None if out is None else out[0])[None]
-    return xp.matmul(a, b, out=out)
-
-
 class Conv2d(Function):
     """Cross-correlation of x (N, C, H, W) with weight (O, C/G, kh, kw), plus bias (O,) if given.
 
@@ -181,35 +177,35 @@ class Conv2d(Function):
         wmat = geo.weight_matrix(xp, weight, bias[0] if has_bias else None)
         out = xp.empty((geo.o, geo.ho, geo.wo, geo.n), dtype=x.dtype)
         for y0, y1, cols in geo.chunks(xp, xpad, has_bias):
-            _matmul(xp, wmat, cols, out=out[:, y0:y1].reshape(groups, geo.og, -1))
+            xp.matmul(wmat, cols, out=out[:, y0:y1].reshape(geo.lead + (geo.og, -1)))
         ctx.geo, ctx.xpad, ctx.wmat, ctx.has_bias = geo, xpad, wmat, has_bias
         return out.transpose(3, 0, 1, 2)
 
     def backward(ctx, g):
         xp, geo = ctx.xp, ctx.geo
-        groups, og, k = geo.groups, geo.og, geo.k
+        lead, og, k = geo.lead, geo.og, geo.k
         needs = ctx.needs_input_grad
         need_w = needs[1] or (ctx.has_bias and needs[2])
-        g2 = xp.ascontiguousarray(batch_last(g)).reshape(groups, og, geo.ho, -1)  # free when g is batch-last
-        gfull_t = xp.zeros((groups, k + ctx.has_bias, og), dtype=g.dtype) if need_w else None
+        g2 = xp.ascontiguousarray(batch_last(g)).reshape(lead + (og, geo.ho, -1))  # free when g is batch-last
+        gfull_t = xp.zeros(lead + (k + ctx.has_bias, og), dtype=g.dtype) if need_w else None
         gxpad = xp.zeros(ctx.xpad.shape, dtype=g.dtype) if needs[0] else None
-        w_t = ctx.wmat[:, :, :k].transpose(0, 2, 1)
+        w_t = ctx.wmat[..., :k].swapaxes(-1, -2)
         if need_w:
             for y0, y1, cols in geo.chunks(xp, ctx.xpad, ctx.has_bias):
-                gchunk = g2[:, :, y0:y1].reshape(groups, og, -1)
-                gfull_t += _matmul(xp, cols, gchunk.transpose(0, 2, 1))  # weight and bias gradients in one GEMM
+                gchunk = g2[..., y0:y1, :].reshape(lead + (og, -1))
+                gfull_t += cols @ gchunk.swapaxes(-1, -2)  # weight and bias gradients in one GEMM
                 if gxpad is not None:
-                    geo.col2im(_matmul(xp, w_t, gchunk), gxpad, y0, y1 - y0)
+                    geo.col2im(w_t @ gchunk, gxpad, y0, y1 - y0)
         elif gxpad is not None:
             for y0, y1 in geo.row_chunks():
-                geo.col2im(_matmul(xp, w_t, g2[:, :, y0:y1].reshape(groups, og, -1)), gxpad, y0, y1 - y0)
+                geo.col2im(w_t @ g2[..., y0:y1, :].reshape(lead + (og, -1)), gxpad, y0, y1 - y0)
         gx = gw = gb = None
         if gxpad is not None:
             gx = geo.crop(gxpad).transpose(3, 0, 1, 2)
         if need_w:
-            gw = geo.weight_from_matrix(xp, gfull_t[:, :k].transpose(0, 2, 1))
+            gw = geo.weight_from_matrix(xp, gfull_t[..., :k, :].swapaxes(-1, -2))
             if ctx.has_bias:
-                gb = gfull_t[:, k].reshape(geo.o).copy()
+                gb = gfull_t[..., k, :].reshape(geo.o).copy()
         return (gx, gw, gb) if ctx.has_bias else (gx, gw)
 
 
@@ -237,11 +233,11 @@ class ConvTranspose2d(Function):
         pads = (padding[0], padding[0], padding[1], padding[1])
         geo = conv_geometry((n, c_out, size[0], size[1]), weight.shape, stride, pads, dilation, groups, (h, w))
         wmat = geo.weight_matrix(xp, weight)
-        xl = xp.ascontiguousarray(batch_last(x)).reshape(groups, geo.og, h, -1)
+        xl = xp.ascontiguousarray(batch_last(x)).reshape(geo.lead + (geo.og, h, -1))
         outpad = xp.zeros((c_out, size[0] + 2 * pads[0], size[1] + 2 * pads[2], n), dtype=x.dtype)
-        w_t = wmat.transpose(0, 2, 1)
+        w_t = wmat.swapaxes(-1, -2)
         for y0, y1 in geo.row_chunks():
-            geo.col2im(_matmul(xp, w_t, xl[:, :, y0:y1].reshape(groups, geo.og, -1)), outpad, y0, y1 - y0)
+            geo.col2im(w_t @ xl[..., y0:y1, :].reshape(geo.lead + (geo.og, -1)), outpad, y0, y1 - y0)
         out = geo.crop(outpad)
         if bias:
             out = out + bias[0].reshape(c_out, 1, 1, 1)
@@ -253,17 +249,17 @@ class ConvTranspose2d(Function):
     def backward(ctx, g):
         xp, geo = ctx.xp, ctx.geo
         needs = ctx.needs_input_grad
-        groups, og = geo.groups, geo.og
+        lead, og = geo.lead, geo.og
         gx = gw = gb = None
         if needs[0] or needs[1]:
             gpad = padded_batch_last(xp, g, geo.pads)
-            gxl = xp.empty((groups, og, geo.ho, geo.wo * geo.n), dtype=g.dtype) if needs[0] else None
-            gwmat = xp.zeros((groups, og, geo.k), dtype=g.dtype) if needs[1] else None
+            gxl = xp.empty(lead + (og, geo.ho, geo.wo * geo.n), dtype=g.dtype) if needs[0] else None
+            gwmat = xp.zeros(lead + (og, geo.k), dtype=g.dtype) if needs[1] else None
             for y0, y1, cols in geo.chunks(xp, gpad, False):
                 if gxl is not None:
-                    _matmul(xp, ctx.wmat, cols, out=gxl[:, :, y0:y1].reshape(groups, og, -1))
+                    xp.matmul(ctx.wmat, cols, out=gxl[..., y0:y1, :].reshape(lead + (og, -1)))
                 if gwmat is not None:
-                    gwmat += _matmul(xp, ctx.xl[:, :, y0:y1].reshape(groups, og, -1), cols.transpose(0, 2, 1))
+                    gwmat += ctx.xl[..., y0:y1, :].reshape(lead + (og, -1)) @ cols.swapaxes(-1, -2)
             if gxl is not None:
                 gx = gxl.reshape(geo.o, geo.ho, geo.wo, geo.n).transpose(3, 0, 1, 2)
             if gwmat is not None:
