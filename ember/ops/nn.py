@@ -63,6 +63,21 @@ def _normalized_grad(xhat, gxhat, rstd, axes):
     return rstd * (gxhat - mean_g - xhat * mean_gx)
 
 
+def _normalize_rows(xp, rows, eps):
+    """(x - mean) / sqrt(var + eps) of each row of (R, D), with the row statistics as BLAS
+    matrix-vector products with a 1/D vector; returns (xhat, rstd (R, 1), that vector)."""
+    d = rows.shape[1]
+    inv_d = xp.full(d, 1.0 / d, dtype=rows.dtype)
+    xhat = rows - (rows @ inv_d)[:, None]
+    var = (xhat * xhat) @ inv_d
+    var += eps
+    rstd = xp.sqrt(var)
+    xp.reciprocal(rstd, out=rstd)
+    rstd = rstd[:, None]
+    xhat *= rstd
+    return xhat, rstd, inv_d
+
+
 class LayerNorm(Function):
     """Normalise over the last ``ndim`` axes, then scale and shift (either may be absent).
 
@@ -75,15 +90,7 @@ class LayerNorm(Function):
     def forward(ctx, x, *params, ndim, eps, has_weight, has_bias):
         xp = ctx.xp
         d = math.prod(x.shape[x.ndim - ndim:])
-        x2 = x.reshape(-1, d)
-        inv_d = xp.full(d, 1.0 / d, dtype=x.dtype)
-        xhat = x2 - (x2 @ inv_d)[:, None]
-        var = (xhat * xhat) @ inv_d
-        var += eps
-        rstd = xp.sqrt(var)
-        xp.reciprocal(rstd, out=rstd)
-        rstd = rstd[:, None]
-        xhat *= rstd
+        xhat, rstd, inv_d = _normalize_rows(xp, x.reshape(-1, d), eps)
         weight = params[0] if has_weight else None
         out = xhat * weight.reshape(-1) if has_weight else xhat.copy()
         if has_bias:
@@ -135,15 +142,7 @@ class GroupNorm(Function):
             ctx.xhat = None
             return xp.empty_like(x)
         d = c // num_groups * positions
-        rows = x.reshape(n * num_groups, d)
-        inv_d = xp.full(d, 1.0 / d, dtype=x.dtype)
-        xhat = rows - (rows @ inv_d)[:, None]
-        var = (xhat * xhat) @ inv_d
-        var += eps
-        rstd = xp.sqrt(var)
-        xp.reciprocal(rstd, out=rstd)
-        rstd = rstd[:, None]
-        xhat *= rstd
+        xhat, rstd, inv_d = _normalize_rows(xp, x.reshape(n * num_groups, d), eps)
         x3 = xhat.reshape(n, c, positions)
         out = x3 * weight.reshape(c, 1) if has_weight else x3.copy()
         if has_bias:

@@ -61,13 +61,17 @@ def _declared(node: Function) -> set:
     return declared
 
 
-@pytest.mark.parametrize("case", OPS, ids=[c.name for c in OPS])
-def test_saved_arrays_are_declared(case):
+def _graph(case):
+    """(node, the array it produced) for every node of the row's graph."""
     tensors = [ember.tensor(a, requires_grad=True) for a in make_inputs(case, np.float64)]
     if case.reseed:
         ember.manual_seed(0)
-    out = case.fn(*tensors)
-    for node, produced in _nodes_with_outputs(out):
+    return _nodes_with_outputs(case.fn(*tensors))
+
+
+@pytest.mark.parametrize("case", OPS, ids=[c.name for c in OPS])
+def test_saved_arrays_are_declared(case):
+    for node, produced in _graph(case):
         kept = [a for k, v in vars(node).items() if k not in _BOOKKEEPING for a in _kept_arrays(v)]
         view_of_input = node.returns_view and np.shares_memory(produced, node.inputs[0].data)
         found = set()
@@ -83,11 +87,7 @@ def test_saved_arrays_are_declared(case):
 
 @pytest.mark.parametrize("case", OPS, ids=[c.name for c in OPS])
 def test_outputs_that_alias_an_input_are_declared_views(case):
-    tensors = [ember.tensor(a, requires_grad=True) for a in make_inputs(case, np.float64)]
-    if case.reseed:
-        ember.manual_seed(0)
-    out = case.fn(*tensors)
-    for node, produced in _nodes_with_outputs(out):
+    for node, produced in _graph(case):
         for i, t in enumerate(node.inputs):
             if np.shares_memory(produced, t.data):
                 assert node.returns_view and i == 0, f"{case.name}: {node.name}'s output aliases input {i}"
