@@ -55,7 +55,7 @@ def masks(torch, kind, seed=1):
     return ({k: ember.tensor(v) for k, v in out.items()}, {k: torch.from_numpy(v) for k, v in out.items()})
 
 
-def compare(torch, ours, theirs, xs, txs, kw, tkw):
+def assert_matches_torch(torch, ours, theirs, xs, txs, kw, tkw):
     out, w = ours(*xs, **kw)
     tout, tw = theirs(*txs, **tkw)
     np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-12)
@@ -85,7 +85,7 @@ def test_matches_torch(torch, batch_first, need_weights, average, mask_kind):
     xs, txs = inputs(torch, batch_first=batch_first)
     kw, tkw = masks(torch, mask_kind)
     opts = dict(need_weights=need_weights, average_attn_weights=average)
-    compare(torch, ours, theirs, xs, txs, {**kw, **opts}, {**tkw, **opts})
+    assert_matches_torch(torch, ours, theirs, xs, txs, {**kw, **opts}, {**tkw, **opts})
 
 
 @pytest.mark.parametrize("options", [
@@ -97,13 +97,14 @@ def test_options_match_torch(torch, options, need_weights):
     ours, theirs = twins(torch, **options)
     xs, txs = inputs(torch, kdim=options.get("kdim", E), vdim=options.get("vdim", E))
     kw, tkw = masks(torch, "both")
-    compare(torch, ours, theirs, xs, txs, {**kw, "need_weights": need_weights}, {**tkw, "need_weights": need_weights})
+    opts = {"need_weights": need_weights}
+    assert_matches_torch(torch, ours, theirs, xs, txs, {**kw, **opts}, {**tkw, **opts})
 
 
 def test_unbatched_inputs_match_torch(torch):
     ours, theirs = twins(torch)
     xs, txs = inputs(torch, batched=False)
-    compare(torch, ours, theirs, xs, txs, {}, {})
+    assert_matches_torch(torch, ours, theirs, xs, txs, {}, {})
 
 
 def test_causal_hint_with_its_mask(torch):
@@ -112,7 +113,7 @@ def test_causal_hint_with_its_mask(torch):
     causal = np.triu(np.ones((L, S), dtype=bool), 1)
     kw = dict(attn_mask=ember.tensor(causal), is_causal=True, need_weights=False)
     tkw = dict(attn_mask=torch.from_numpy(causal), is_causal=True, need_weights=False)
-    compare(torch, ours, theirs, xs, txs, kw, tkw)
+    assert_matches_torch(torch, ours, theirs, xs, txs, kw, tkw)
     with pytest.raises(ValueError, match="is_causal"):
         ours(*xs, is_causal=True)
 

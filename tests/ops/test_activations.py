@@ -34,7 +34,7 @@ KINKS = {
 OFFSETS = np.array([-1e-3, 0.0, 1e-3])
 
 
-def _compare(torch, fn, torch_fn, x, dtype, rtol, atol=0.0):
+def assert_matches_torch(torch, fn, torch_fn, x, dtype, rtol, atol=0.0):
     a = ember.tensor(x.astype(dtype), requires_grad=True)
     ta = torch.tensor(x.astype(dtype), requires_grad=True)
     out, ref = fn(a), torch_fn(ta)
@@ -52,15 +52,16 @@ def test_kinks_match_torch(name, dtype, torch):
     fn, torch_name, kwargs, points = KINKS[name]
     x = np.concatenate([p + OFFSETS for p in points] + [np.array(points)])
     tol = 1e-12 if dtype == np.float64 else 1e-6
-    _compare(torch, lambda a: fn(a, **kwargs), lambda a: getattr(torch.nn.functional, torch_name)(a, **kwargs),
-             x, dtype, tol, atol=tol * 1e-3)
+    reference = getattr(torch.nn.functional, torch_name)
+    assert_matches_torch(torch, lambda a: fn(a, **kwargs), lambda a: reference(a, **kwargs), x, dtype, tol,
+                         atol=tol * 1e-3)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_hardsigmoid_kinks_match_torch(dtype, torch):
     """PyTorch's float64 kernel uses 1/6 rounded to float32 for the slope; ember uses the exact 1/6."""
     x = np.concatenate([p + OFFSETS for p in (-3.0, 3.0)] + [np.array([-3.0, 3.0, 0.0])])
-    _compare(torch, F.hardsigmoid, torch.nn.functional.hardsigmoid, x, dtype, rtol=1e-6, atol=1e-12)
+    assert_matches_torch(torch, F.hardsigmoid, torch.nn.functional.hardsigmoid, x, dtype, rtol=1e-6, atol=1e-12)
 
 
 def test_gradients_at_the_kinks_are_pytorchs_conventions():
@@ -119,7 +120,8 @@ def test_zero_d_and_empty_inputs(name, shape, torch):
     fn, torch_name = ZERO_D[name]
     x = np.full(shape, -0.7)
     kwargs = {"dim": -1} if name == "softmin" else {}
-    _compare(torch, fn, lambda a: getattr(torch.nn.functional, torch_name)(a, **kwargs), x, np.float64, 1e-12)
+    reference = getattr(torch.nn.functional, torch_name)
+    assert_matches_torch(torch, fn, lambda a: reference(a, **kwargs), x, np.float64, 1e-12)
 
 
 MODULES = [

@@ -20,14 +20,14 @@ def _pair(torch, array):
     return ember.tensor(array), torch.from_numpy(array.copy())
 
 
-def _same(ours, theirs):
+def assert_same(ours, theirs):
     ref = theirs.detach().numpy()
     assert ours.dtype == ref.dtype, f"dtype {ours.dtype} vs PyTorch {ref.dtype}"
     assert ours.shape == ref.shape, f"shape {ours.shape} vs PyTorch {ref.shape}"
     np.testing.assert_array_equal(ours.numpy(), ref)
 
 
-def _both_raise(our_call, torch_call, error, match=None):
+def assert_both_raise(our_call, torch_call, error, match=None):
     with pytest.raises(error, match=match):
         our_call()
     with pytest.raises(Exception):  # noqa: B017 - PyTorch raises RuntimeError, IndexError or TypeError
@@ -44,10 +44,10 @@ def test_gather_and_scatters_of_integer_tensors_match_torch(torch):
     (x, tx) = _pair(torch, np.arange(12).reshape(3, 4))
     (i, ti) = _pair(torch, np.array([[0, 3, 3], [1, 1, 0]]))
     (s, ts) = _pair(torch, -np.arange(6).reshape(2, 3))
-    _same(ember.gather(x, 1, i), torch.gather(tx, 1, ti))
-    _same(ember.scatter(x, 1, i, s), torch.scatter(tx, 1, ti, ts))
-    _same(ember.scatter(x, 1, i, value=-7), torch.scatter(tx, 1, ti, -7))
-    _same(ember.scatter_add(x, 1, i, s), torch.scatter_add(tx, 1, ti, ts))
+    assert_same(ember.gather(x, 1, i), torch.gather(tx, 1, ti))
+    assert_same(ember.scatter(x, 1, i, s), torch.scatter(tx, 1, ti, ts))
+    assert_same(ember.scatter(x, 1, i, value=-7), torch.scatter(tx, 1, ti, -7))
+    assert_same(ember.scatter_add(x, 1, i, s), torch.scatter_add(tx, 1, ti, ts))
     out = ember.gather(x, 1, i)
     assert not out.requires_grad
 
@@ -56,9 +56,9 @@ def test_index_int32_is_accepted_where_torch_accepts_it(torch):
     (x, tx) = _pair(torch, X)
     (i, ti) = _pair(torch, np.array([[0, 3], [2, 2]], dtype=np.int32))
     (v, tv) = _pair(torch, np.array([2, 0], dtype=np.int32))
-    _same(ember.gather(x, 1, i), torch.gather(tx, 1, ti))
-    _same(ember.index_select(x, 1, v), torch.index_select(tx, 1, tv))
-    _both_raise(lambda: ember.take_along_dim(x, i, 1), lambda: torch.take_along_dim(tx, ti, 1), TypeError)
+    assert_same(ember.gather(x, 1, i), torch.gather(tx, 1, ti))
+    assert_same(ember.index_select(x, 1, v), torch.index_select(tx, 1, tv))
+    assert_both_raise(lambda: ember.take_along_dim(x, i, 1), lambda: torch.take_along_dim(tx, ti, 1), TypeError)
 
 
 def test_scatter_with_duplicate_indices_writes_the_last_and_grads_as_torch(torch):
@@ -83,7 +83,7 @@ def test_scatter_reduce_integer_mean_rounds_down_and_include_self(torch):
     (s, ts) = _pair(torch, np.array([-2, -4, 8]))
     for reduce in ("sum", "prod", "mean", "amax", "amin"):
         for include_self in (True, False):
-            _same(ember.scatter_reduce(x, 0, i, s, reduce, include_self=include_self),
+            assert_same(ember.scatter_reduce(x, 0, i, s, reduce, include_self=include_self),
                   torch.scatter_reduce(tx, 0, ti, ts, reduce, include_self=include_self))
 
 
@@ -108,9 +108,9 @@ def test_scatter_reduce_gradients_with_ties_and_zeros_match_torch(torch, reduce)
 def test_scatter_reduce_argument_errors(torch):
     (x, tx), (i, ti) = _pair(torch, X), _pair(torch, np.array([[0, 1]]))
     (s, ts) = _pair(torch, np.ones((1, 2)))
-    _both_raise(lambda: ember.scatter_reduce(x, 1, i, s, "median"),
+    assert_both_raise(lambda: ember.scatter_reduce(x, 1, i, s, "median"),
                 lambda: torch.scatter_reduce(tx, 1, ti, ts, "median"), ValueError)
-    _both_raise(lambda: ember.scatter(x, 1, i, s, reduce="mean"),
+    assert_both_raise(lambda: ember.scatter(x, 1, i, s, reduce="mean"),
                 lambda: torch.scatter(tx, 1, ti, ts, reduce="mean"), ValueError)
     with pytest.raises(TypeError, match="src"):
         ember.scatter(x, 1, i)
@@ -120,8 +120,8 @@ def test_scatter_reduce_add_and_multiply_as_in_torch(torch):
     (x, tx), (i, ti) = _pair(torch, X), _pair(torch, np.array([[0, 0, 2]]))
     (s, ts) = _pair(torch, np.array([[2.0, 3.0, 4.0]]))
     for reduce in ("add", "multiply"):
-        _same(ember.scatter(x, 1, i, s, reduce=reduce), torch.scatter(tx, 1, ti, ts, reduce=reduce))
-        _same(ember.scatter(x, 1, i, value=2.0, reduce=reduce), torch.scatter(tx, 1, ti, 2.0, reduce=reduce))
+        assert_same(ember.scatter(x, 1, i, s, reduce=reduce), torch.scatter(tx, 1, ti, ts, reduce=reduce))
+        assert_same(ember.scatter(x, 1, i, value=2.0, reduce=reduce), torch.scatter(tx, 1, ti, 2.0, reduce=reduce))
 
 
 GATHER_ERRORS = [
@@ -145,7 +145,7 @@ GATHER_ERRORS = [
 @pytest.mark.parametrize("label, call, error", GATHER_ERRORS, ids=[e[0] for e in GATHER_ERRORS])
 def test_gather_and_scatter_errors_match_torch(torch, label, call, error):
     x = np.arange(12.0).reshape(3, 4)  # float64 (ember.ones / torch.ones are float32: the dtype error case)
-    _both_raise(lambda: call(ember, ember.tensor(x)), lambda: call(torch, torch.from_numpy(x)), error)
+    assert_both_raise(lambda: call(ember, ember.tensor(x)), lambda: call(torch, torch.from_numpy(x)), error)
 
 
 def test_an_index_changed_in_place_after_forward_is_caught():
@@ -159,10 +159,10 @@ def test_an_index_changed_in_place_after_forward_is_caught():
 
 def test_0d_gather_index_select_and_scatter(torch):
     (x, tx), (i, ti) = _pair(torch, np.array(5.0)), _pair(torch, np.array(0))
-    _same(ember.gather(x, 0, i), torch.gather(tx, 0, ti))
-    _same(ember.gather(x, 0, ember.tensor(np.array([0, 0]))), torch.gather(tx, 0, torch.tensor([0, 0])))
-    _same(ember.index_select(x, 0, i), torch.index_select(tx, 0, ti))
-    _same(ember.scatter(x, 0, i, value=2.0), torch.scatter(tx, 0, ti, 2.0))
+    assert_same(ember.gather(x, 0, i), torch.gather(tx, 0, ti))
+    assert_same(ember.gather(x, 0, ember.tensor(np.array([0, 0]))), torch.gather(tx, 0, torch.tensor([0, 0])))
+    assert_same(ember.index_select(x, 0, i), torch.index_select(tx, 0, ti))
+    assert_same(ember.scatter(x, 0, i, value=2.0), torch.scatter(tx, 0, ti, 2.0))
 
 
 # ----------------------------------------------------------------------------- index_select / index_add / take / mask
@@ -192,17 +192,17 @@ INDEX_ERRORS = [
 
 @pytest.mark.parametrize("label, call, error", INDEX_ERRORS, ids=[e[0] for e in INDEX_ERRORS])
 def test_index_errors_match_torch(torch, label, call, error):
-    _both_raise(lambda: call(ember, ember.tensor(X)), lambda: call(torch, torch.from_numpy(X.copy())), error)
+    assert_both_raise(lambda: call(ember, ember.tensor(X)), lambda: call(torch, torch.from_numpy(X.copy())), error)
 
 
 def test_index_add_and_take_along_dim_on_integers(torch):
     (x, tx) = _pair(torch, np.arange(12).reshape(3, 4))
     (i, ti) = _pair(torch, np.array([3, 3]))
     (s, ts) = _pair(torch, np.ones((3, 2), dtype=np.int64))
-    _same(ember.index_add(x, 1, i, s, alpha=3), torch.index_add(tx, 1, ti, ts, alpha=3))
+    assert_same(ember.index_add(x, 1, i, s, alpha=3), torch.index_add(tx, 1, ti, ts, alpha=3))
     (j, tj) = _pair(torch, np.array([[1], [0], [3]]))
-    _same(ember.take_along_dim(x, j, dim=1), torch.take_along_dim(tx, tj, dim=1))
-    _same(ember.take_along_dim(x, j), torch.take_along_dim(tx, tj))
+    assert_same(ember.take_along_dim(x, j, dim=1), torch.take_along_dim(tx, tj, dim=1))
+    assert_same(ember.take_along_dim(x, j), torch.take_along_dim(tx, tj))
 
 
 # ----------------------------------------------------------------------------- rearranging
@@ -210,29 +210,29 @@ def test_index_add_and_take_along_dim_on_integers(torch):
 
 def test_flip_roll_repeat_errors_match_torch(torch):
     (x, tx) = _pair(torch, X)
-    _both_raise(lambda: ember.flip(x, (0, 0)), lambda: torch.flip(tx, (0, 0)), ValueError)
-    _both_raise(lambda: ember.flip(x, (2,)), lambda: torch.flip(tx, (2,)), IndexError)
-    _both_raise(lambda: ember.roll(x, (1, 2)), lambda: torch.roll(tx, (1, 2)), ValueError)
-    _both_raise(lambda: ember.roll(x, 1, (0, 1)), lambda: torch.roll(tx, 1, (0, 1)), ValueError)
-    _both_raise(lambda: ember.roll(x, 1, 2), lambda: torch.roll(tx, 1, 2), IndexError)
-    _both_raise(lambda: ember.roll(x, ()), lambda: torch.roll(tx, ()), ValueError)
-    _both_raise(lambda: ember.repeat(x, 2), lambda: tx.repeat(2), ValueError)
-    _both_raise(lambda: ember.repeat(x, -1, 2), lambda: tx.repeat(-1, 2), ValueError)
-    _both_raise(lambda: ember.repeat(x), lambda: tx.repeat(), TypeError)
+    assert_both_raise(lambda: ember.flip(x, (0, 0)), lambda: torch.flip(tx, (0, 0)), ValueError)
+    assert_both_raise(lambda: ember.flip(x, (2,)), lambda: torch.flip(tx, (2,)), IndexError)
+    assert_both_raise(lambda: ember.roll(x, (1, 2)), lambda: torch.roll(tx, (1, 2)), ValueError)
+    assert_both_raise(lambda: ember.roll(x, 1, (0, 1)), lambda: torch.roll(tx, 1, (0, 1)), ValueError)
+    assert_both_raise(lambda: ember.roll(x, 1, 2), lambda: torch.roll(tx, 1, 2), IndexError)
+    assert_both_raise(lambda: ember.roll(x, ()), lambda: torch.roll(tx, ()), ValueError)
+    assert_both_raise(lambda: ember.repeat(x, 2), lambda: tx.repeat(2), ValueError)
+    assert_both_raise(lambda: ember.repeat(x, -1, 2), lambda: tx.repeat(-1, 2), ValueError)
+    assert_both_raise(lambda: ember.repeat(x), lambda: tx.repeat(), TypeError)
 
 
 def test_flip_roll_repeat_on_integers_0d_and_empty(torch):
     for data in (np.arange(12).reshape(3, 4), np.zeros((0, 3), dtype=np.int32)):
         (x, tx) = _pair(torch, data)
-        _same(ember.flip(x, (0, 1)), torch.flip(tx, (0, 1)))
-        _same(ember.flip(x, ()), torch.flip(tx, ()))
-        _same(ember.roll(x, -7), torch.roll(tx, -7))
-        _same(ember.roll(x, (2, -5), (1, 1)), torch.roll(tx, (2, -5), (1, 1)))
-        _same(ember.repeat(x, 2, 0, 3), tx.repeat(2, 0, 3))
+        assert_same(ember.flip(x, (0, 1)), torch.flip(tx, (0, 1)))
+        assert_same(ember.flip(x, ()), torch.flip(tx, ()))
+        assert_same(ember.roll(x, -7), torch.roll(tx, -7))
+        assert_same(ember.roll(x, (2, -5), (1, 1)), torch.roll(tx, (2, -5), (1, 1)))
+        assert_same(ember.repeat(x, 2, 0, 3), tx.repeat(2, 0, 3))
     (z, tz) = _pair(torch, np.array(1.5))
-    _same(ember.flip(z, (0,)), torch.flip(tz, (0,)))
-    _same(ember.roll(z, 3), torch.roll(tz, 3))
-    _same(ember.repeat(z, 2, 3), tz.repeat(2, 3))
+    assert_same(ember.flip(z, (0,)), torch.flip(tz, (0,)))
+    assert_same(ember.roll(z, 3), torch.roll(tz, 3))
+    assert_same(ember.repeat(z, 2, 3), tz.repeat(2, 3))
     flipped = ember.flip(ember.tensor(X), 0)
     assert not np.shares_memory(flipped.numpy(), X)
 
@@ -240,14 +240,14 @@ def test_flip_roll_repeat_on_integers_0d_and_empty(torch):
 def test_repeat_interleave_matches_torch(torch):
     (x, tx) = _pair(torch, np.arange(6).reshape(3, 2))
     (r, tr) = _pair(torch, np.array([1, 0, 2]))
-    _same(ember.repeat_interleave(x, 2), torch.repeat_interleave(tx, 2))
-    _same(ember.repeat_interleave(x, r, dim=0), torch.repeat_interleave(tx, tr, dim=0))
-    _same(ember.repeat_interleave(x, ember.tensor(np.array([3])), dim=1),
+    assert_same(ember.repeat_interleave(x, 2), torch.repeat_interleave(tx, 2))
+    assert_same(ember.repeat_interleave(x, r, dim=0), torch.repeat_interleave(tx, tr, dim=0))
+    assert_same(ember.repeat_interleave(x, ember.tensor(np.array([3])), dim=1),
           torch.repeat_interleave(tx, torch.tensor([3]), dim=1))
-    _same(ember.repeat_interleave(x, ember.tensor(np.array(2)), dim=-1),
+    assert_same(ember.repeat_interleave(x, ember.tensor(np.array(2)), dim=-1),
           torch.repeat_interleave(tx, torch.tensor(2), dim=-1))
-    _same(ember.repeat_interleave(r), torch.repeat_interleave(tr))
-    _same(ember.repeat_interleave(x, r.to(ember.int32), 0, output_size=3),
+    assert_same(ember.repeat_interleave(r), torch.repeat_interleave(tr))
+    assert_same(ember.repeat_interleave(x, r.to(ember.int32), 0, output_size=3),
           torch.repeat_interleave(tx, tr.int(), 0, output_size=3))
 
 
@@ -263,33 +263,33 @@ def test_repeat_interleave_errors_match_torch(torch):
         (lambda m, t: m.repeat_interleave(t, 2, dim=0, output_size=5), ValueError),
     ]
     for call, error in bad:
-        _both_raise(lambda c=call: c(ember, x), lambda c=call: c(torch, tx), error)
+        assert_both_raise(lambda c=call: c(ember, x), lambda c=call: c(torch, tx), error)
 
 
 def test_unflatten_is_a_view_and_checks_sizes_as_torch(torch):
     (x, tx) = _pair(torch, np.arange(24.0).reshape(2, 12))
     for sizes in ((3, 4), (-1, 6), (2, 3, 2), (12,)):
         out = ember.unflatten(x, -1, sizes)
-        _same(out, torch.unflatten(tx, -1, sizes))
+        assert_same(out, torch.unflatten(tx, -1, sizes))
         assert np.shares_memory(out.numpy(), x.numpy())
     for sizes, error in (((5, -1), ValueError), ((-1, -1), ValueError), ((), ValueError), ((3, 3), ValueError)):
-        _both_raise(lambda s=sizes: ember.unflatten(x, 1, s), lambda s=sizes: torch.unflatten(tx, 1, s), error)
-    _both_raise(lambda: ember.unflatten(x, 2, (2, 6)), lambda: torch.unflatten(tx, 2, (2, 6)), IndexError)
+        assert_both_raise(lambda s=sizes: ember.unflatten(x, 1, s), lambda s=sizes: torch.unflatten(tx, 1, s), error)
+    assert_both_raise(lambda: ember.unflatten(x, 2, (2, 6)), lambda: torch.unflatten(tx, 2, (2, 6)), IndexError)
 
 
 def test_narrow_is_a_view_sharing_versions_and_checks_as_torch(torch):
     (x, tx) = _pair(torch, X.copy())
     for start, length in ((1, 2), (-2, 2), (4, 0), (-4, 4), (0, 4)):
         out = ember.narrow(x, 1, start, length)
-        _same(out, torch.narrow(tx, 1, start, length))
+        assert_same(out, torch.narrow(tx, 1, start, length))
         assert np.shares_memory(out.numpy(), x.numpy()) or out.numpy().size == 0
-    _same(ember.narrow(x, 0, ember.tensor(1), 2), torch.narrow(tx, 0, torch.tensor(1), 2))
+    assert_same(ember.narrow(x, 0, ember.tensor(1), 2), torch.narrow(tx, 0, torch.tensor(1), 2))
     for start, length, error in ((3, 2, ValueError), (-5, 1, IndexError), (5, 0, IndexError), (0, -1, ValueError)):
-        _both_raise(lambda s=start, n=length: ember.narrow(x, 1, s, n),
+        assert_both_raise(lambda s=start, n=length: ember.narrow(x, 1, s, n),
                     lambda s=start, n=length: torch.narrow(tx, 1, s, n), error)
-    _both_raise(lambda: ember.narrow(x, 2, 0, 1), lambda: torch.narrow(tx, 2, 0, 1), IndexError)
+    assert_both_raise(lambda: ember.narrow(x, 2, 0, 1), lambda: torch.narrow(tx, 2, 0, 1), IndexError)
     (z, tz) = _pair(torch, np.array(1.0))
-    _both_raise(lambda: ember.narrow(z, 0, 0, 1), lambda: torch.narrow(tz, 0, 0, 1), ValueError)
+    assert_both_raise(lambda: ember.narrow(z, 0, 0, 1), lambda: torch.narrow(tz, 0, 0, 1), ValueError)
     view = ember.narrow(x, 0, 1, 1)
     before = x._version
     view.add_(1.0)
@@ -303,14 +303,14 @@ def test_chunk_gives_torchs_number_and_sizes(torch, n, chunks):
     ours, theirs = ember.chunk(x, chunks, 1), torch.chunk(tx, chunks, 1)
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs):
-        _same(a, b)
+        assert_same(a, b)
 
 
 def test_chunk_errors_match_torch(torch):
     (x, tx), (z, tz) = _pair(torch, X), _pair(torch, np.array(1.0))
-    _both_raise(lambda: ember.chunk(x, 0), lambda: torch.chunk(tx, 0), ValueError)
-    _both_raise(lambda: ember.chunk(z, 1), lambda: torch.chunk(tz, 1), ValueError)
-    _both_raise(lambda: ember.chunk(x, 2, 2), lambda: torch.chunk(tx, 2, 2), IndexError)
+    assert_both_raise(lambda: ember.chunk(x, 0), lambda: torch.chunk(tx, 0), ValueError)
+    assert_both_raise(lambda: ember.chunk(z, 1), lambda: torch.chunk(tz, 1), ValueError)
+    assert_both_raise(lambda: ember.chunk(x, 2, 2), lambda: torch.chunk(tx, 2, 2), IndexError)
 
 
 # ----------------------------------------------------------------------------- sorting
@@ -325,11 +325,11 @@ def test_sort_is_stable_with_ties_nan_and_signed_zeros_as_torch(torch, descendin
     (x, tx) = _pair(torch, TIES)
     values, indices = ember.sort(x, dim=dim, descending=descending, stable=True)
     ref = torch.sort(tx, dim=dim, descending=descending, stable=True)
-    _same(values, ref.values)
-    _same(indices, ref.indices)
-    _same(ember.argsort(x, dim, descending, True), torch.argsort(tx, dim=dim, descending=descending, stable=True))
+    assert_same(values, ref.values)
+    assert_same(indices, ref.indices)
+    assert_same(ember.argsort(x, dim, descending, True), torch.argsort(tx, dim=dim, descending=descending, stable=True))
     unstable = ember.sort(x, dim=dim, descending=descending)  # ties in any order: same values, valid indices
-    _same(unstable.values, ref.values)
+    assert_same(unstable.values, ref.values)
     np.testing.assert_array_equal(np.take_along_axis(TIES, unstable.indices.numpy(), dim), ref.values.numpy())
 
 
@@ -339,8 +339,8 @@ def test_sort_of_integers_bools_and_0d(torch):
         (x, tx) = _pair(torch, data)
         result = ember.sort(x, descending=True, stable=True)
         ref = torch.sort(tx, descending=True, stable=True)
-        _same(result.values, ref.values)
-        _same(result.indices, ref.indices)
+        assert_same(result.values, ref.values)
+        assert_same(result.indices, ref.indices)
         assert not result.values.requires_grad
 
 
@@ -349,13 +349,13 @@ def test_topk_matches_torch_without_ties_and_is_valid_with_them(torch):
     (e, t) = _pair(torch, x)
     for k, dim, largest in ((3, -1, True), (2, 0, False), (0, 1, True), (7, 1, False)):
         ours, ref = ember.topk(e, k, dim, largest), torch.topk(t, k, dim, largest)
-        _same(ours.values, ref.values)
-        _same(ours.indices, ref.indices)
+        assert_same(ours.values, ref.values)
+        assert_same(ours.indices, ref.indices)
     ties = np.array([[1.0, 3.0, 3.0, np.nan, 3.0, 2.0, 3.0], [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, -1.0]])
     (e, t) = _pair(torch, ties)
     for k, largest in ((3, True), (5, True), (2, False), (7, True), (4, False)):
         ours, ref = ember.topk(e, k, largest=largest), torch.topk(t, k, largest=largest)
-        _same(ours.values, ref.values)  # the same values; which of the tied elements is unspecified
+        assert_same(ours.values, ref.values)  # the same values; which of the tied elements is unspecified
         indices = ours.indices.numpy()
         np.testing.assert_array_equal(np.take_along_axis(ties, indices, 1), ref.values.numpy())
         assert all(len(set(row)) == k for row in indices.tolist())
@@ -364,15 +364,15 @@ def test_topk_matches_torch_without_ties_and_is_valid_with_them(torch):
                 if values[i] == values[i + 1]:
                     assert row[i] < row[i + 1]
     (z, tz) = _pair(torch, np.array(4.0))
-    _same(ember.topk(z, 1).values, torch.topk(tz, 1).values)
+    assert_same(ember.topk(z, 1).values, torch.topk(tz, 1).values)
 
 
 def test_topk_and_sort_errors_match_torch(torch):
     (x, tx) = _pair(torch, X)
     for k in (5, -1):
-        _both_raise(lambda k=k: ember.topk(x, k), lambda k=k: torch.topk(tx, k), ValueError)
-    _both_raise(lambda: ember.sort(x, 2), lambda: torch.sort(tx, 2), IndexError)
-    _both_raise(lambda: ember.argsort(x, -3), lambda: torch.argsort(tx, -3), IndexError)
+        assert_both_raise(lambda k=k: ember.topk(x, k), lambda k=k: torch.topk(tx, k), ValueError)
+    assert_both_raise(lambda: ember.sort(x, 2), lambda: torch.sort(tx, 2), IndexError)
+    assert_both_raise(lambda: ember.argsort(x, -3), lambda: torch.argsort(tx, -3), IndexError)
 
 
 def test_sort_and_topk_return_named_tuples():
@@ -388,7 +388,7 @@ def test_one_hot_matches_torch(torch):
     for data, classes in ((np.array([0, 2, 1]), -1), (np.array([[0, 2], [1, 1]]), 5), (np.array(3), -1),
                           (np.zeros((0,), dtype=np.int64), 3)):
         (x, tx) = _pair(torch, data)
-        _same(F.one_hot(x, classes), torch.nn.functional.one_hot(tx, classes))
+        assert_same(F.one_hot(x, classes), torch.nn.functional.one_hot(tx, classes))
 
 
 ONE_HOT_ERRORS = [
@@ -404,7 +404,7 @@ ONE_HOT_ERRORS = [
 @pytest.mark.parametrize("data, classes, error", ONE_HOT_ERRORS)
 def test_one_hot_errors_match_torch(torch, data, classes, error):
     (x, tx) = _pair(torch, data)
-    _both_raise(lambda: F.one_hot(x, classes), lambda: torch.nn.functional.one_hot(tx, classes), error)
+    assert_both_raise(lambda: F.one_hot(x, classes), lambda: torch.nn.functional.one_hot(tx, classes), error)
 
 
 # ----------------------------------------------------------------------------- pad
@@ -416,7 +416,7 @@ def test_pad_integer_tensors_match_torch(torch, mode):
     for p, x in (((1, 2), data[0, 0]), ((3, -1), data[0, 0, 0]), ((2, 0, 1, 2), data[0]), ((-1, 3, 2, -1), data[0]),
                  ((0, 0), data[0, 0]), ((1, 1, 0, 1, 1, 1), data)):
         (e, t) = _pair(torch, x)
-        _same(F.pad(e, p, mode=mode), torch.nn.functional.pad(t, p, mode=mode))
+        assert_same(F.pad(e, p, mode=mode), torch.nn.functional.pad(t, p, mode=mode))
 
 
 def test_pad_with_zero_widths_copies():
@@ -447,14 +447,14 @@ PAD_ERRORS = [
 @pytest.mark.parametrize("shape, p, mode, value, error", PAD_ERRORS, ids=[f"{e[2]}-{e[1]}-{e[0]}" for e in PAD_ERRORS])
 def test_pad_errors_match_torch(torch, shape, p, mode, value, error):
     x = np.zeros(shape)
-    _both_raise(lambda: F.pad(ember.tensor(x), p, mode=mode, value=value),
+    assert_both_raise(lambda: F.pad(ember.tensor(x), p, mode=mode, value=value),
                 lambda: torch.nn.functional.pad(torch.from_numpy(x), p, mode=mode, value=value), error)
 
 
 def test_pad_accepts_value_zero_for_other_modes_and_empty_batches(torch):
     (x, tx) = _pair(torch, np.zeros((0, 2, 3)))
     for mode in ("reflect", "replicate", "circular"):
-        _same(F.pad(x, (1, 1), mode=mode, value=0.0), torch.nn.functional.pad(tx, (1, 1), mode=mode, value=0.0))
+        assert_same(F.pad(x, (1, 1), mode=mode, value=0.0), torch.nn.functional.pad(tx, (1, 1), mode=mode, value=0.0))
 
 
 # ----------------------------------------------------------------------------- the hook for in-place methods
