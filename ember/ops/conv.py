@@ -10,10 +10,11 @@ Each op still accepts any strides: an input in another layout is copied once.
 Groups split the channels into G independent convolutions. im2col rows are ordered
 (group, i, j, c) (group, kernel offset, then the group's channel), so the columns of all groups
 are one (G, k, positions) array and the G GEMMs are one batched ``matmul``; with G = 1 the arrays
-drop the group axis and this is the plain (i, j, c) im2col with 2-d GEMMs. A final row of ones per group folds the bias into the GEMM. col2im
-adds the column gradients back with one strided slice add per kernel offset (never ``add.at``).
-Both walk the output in chunks of rows sized so the GEMM is wide enough to be efficient while
-the columns stay in cache; backward recomputes each chunk's columns instead of keeping them.
+drop the group axis and this is the plain (i, j, c) im2col with 2-d GEMMs. A final row of ones
+per group folds the bias into the GEMM. col2im adds the column gradients back with one strided
+slice add per kernel offset (never ``add.at``). Both walk the output in chunks of rows sized so
+the GEMM is wide enough to be efficient while the columns stay in cache; backward recomputes each
+chunk's columns instead of keeping them.
 
 A transposed convolution is the adjoint of a convolution: its forward is the convolution's
 input-gradient (GEMM then col2im), its backward the convolution's forward (im2col then GEMM),
