@@ -522,22 +522,21 @@ def _accumulating(op: str, x, dtype) -> Tensor:
 
 def cumsum(input: Tensor, axis=None, *, dim=None, dtype=None) -> Tensor:
     """Running sum along a dimension; integers and bools accumulate as int64 unless ``dtype`` says otherwise."""
-    axis = required_dim("cumsum", axis, dim)
-    x = _accumulating("cumsum", input, dtype)
-    ax = wrap_dim("cumsum", axis, x.ndim)
-    if x.ndim == 0:
-        return apply(C.Cumsum, x.reshape(1), axis=0).reshape(())
-    return apply(C.Cumsum, x, axis=ax)
+    return _scan("cumsum", C.Cumsum, input, axis, dim, dtype)
 
 
 def cumprod(input: Tensor, axis=None, *, dim=None, dtype=None) -> Tensor:
     """Running product along a dimension; its gradient is exact where the input has zeros (as PyTorch's)."""
-    axis = required_dim("cumprod", axis, dim)
-    x = _accumulating("cumprod", input, dtype)
-    ax = wrap_dim("cumprod", axis, x.ndim)
+    return _scan("cumprod", C.Cumprod, input, axis, dim, dtype)
+
+
+def _scan(name: str, op, input, axis, dim, dtype) -> Tensor:
+    axis = required_dim(name, axis, dim)
+    x = _accumulating(name, input, dtype)
+    ax = wrap_dim(name, axis, x.ndim)
     if x.ndim == 0:
-        return apply(C.Cumprod, x.reshape(1), axis=0).reshape(())
-    return apply(C.Cumprod, x, axis=ax)
+        return apply(op, x.reshape(1), axis=0).reshape(())
+    return apply(op, x, axis=ax)
 
 
 def prod(input: Tensor, axis=None, keepdims: bool = False, *, dim=None, keepdim=None, dtype=None) -> Tensor:
