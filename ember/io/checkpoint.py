@@ -1,8 +1,9 @@
 """Model checkpoints: safetensors weights with versioned JSON metadata, written atomically.
 
 Metadata keys (all strings, as safetensors requires): ``format`` ("ember"), ``format_version``,
-``model`` (registry name), ``config`` (JSON of the model's config dataclass) and ``extra``
-(JSON of anything the caller adds: epoch, accuracy, ...).
+``model`` (registry name), ``config`` (JSON of the model's config dataclass), ``extra``
+(JSON of anything the caller adds: epoch, accuracy, ...) and, from version 2, ``sha256`` (each
+tensor's content hash, checked on load; see ``integrity.py``). Version 1 files load unverified.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .integrity import HASH_KEY, digest_metadata, verify_digests
 from .safetensors_io import read_safetensors
 
 FORMAT = "ember"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 
 class CheckpointError(ValueError):
@@ -47,6 +49,7 @@ def save_checkpoint(path: str | os.PathLike, model, extra: dict | None = None, m
         "model": name,
         "config": json.dumps(_config_dict(model)),
         "extra": json.dumps(extra or {}),
+        HASH_KEY: digest_metadata(tensors),
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -54,8 +57,10 @@ def save_checkpoint(path: str | os.PathLike, model, extra: dict | None = None, m
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """Read and validate a checkpoint: returns (arrays by name, metadata with config/extra decoded)."""
+def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """Read and validate a checkpoint: returns (arrays by name, metadata with config/extra decoded).
+
+    ``verify``: check every tensor against the content hash stored at save time (format version 2)."""
     from safetensors import SafetensorError
 
     path = Path(path)
@@ -81,15 +86,17 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         metadata["extra"] = json.loads(metadata.get("extra", "{}"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: corrupt JSON in the checkpoint metadata: {exc}") from exc
+    if verify and version >= 2:
+        verify_digests(path, arrays, metadata.get(HASH_KEY), CheckpointError)
     return arrays, metadata
 
 
-def load_into(model, path: str | os.PathLike, strict: bool = True) -> dict:
+def load_into(model, path: str | os.PathLike, strict: bool = True, verify: bool = True) -> dict:
     """Load a checkpoint's weights into an existing model; on any error the model is untouched.
 
     Returns the metadata (model name, config, extra).
     """
-    arrays, metadata = read_checkpoint(path)
+    arrays, metadata = read_checkpoint(path, verify)
     try:
         model.load_state_dict(arrays, strict=strict)
     except RuntimeError as exc:
@@ -97,14 +104,14 @@ def load_into(model, path: str | os.PathLike, strict: bool = True) -> dict:
     return metadata
 
 
-def load_model(path: str | os.PathLike):
+def load_model(path: str | os.PathLike, verify: bool = True):
     """Build the registered model named in the checkpoint, with its config, and load its weights.
 
     Returns (model, metadata).
     """
     from ..models import build
 
-    arrays, metadata = read_checkpoint(path)
+    arrays, metadata = read_checkpoint(path, verify)
     try:
         model = build(metadata.get("model", ""), metadata["config"])
     except (ValueError, TypeError) as exc:

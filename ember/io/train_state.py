@@ -3,7 +3,8 @@
 Tensors: ``model.<name>`` (the weights) and ``optim.<index>.<key>`` (each parameter's optimizer
 moments). Metadata (JSON strings): ``format``/``format_version``, ``optim_groups`` (hyperparameters
 and parameter indices), ``optim_scalars`` (per-parameter step counts) and ``state`` (whatever the
-trainer adds: iteration, RNG states, its config). One file, so a crash mid-save leaves the previous
+trainer adds: iteration, RNG states, its config) and ``sha256`` (content hashes of the tensors,
+checked on load; version 1 files had none and load unverified). One file, so a crash mid-save leaves the previous
 state whole; loading checks every shape before touching the model or the optimizer.
 """
 
@@ -16,10 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError
+from .integrity import HASH_KEY, digest_metadata, verify_digests
 from .safetensors_io import read_safetensors
 
 FORMAT = "ember-train-state"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = ("1", "2")
 
 
 def save_train_state(path: str | os.PathLike, model, optimizer, state: dict) -> Path:
@@ -41,7 +44,8 @@ def save_train_state(path: str | os.PathLike, model, optimizer, state: dict) -> 
         "format_version": str(FORMAT_VERSION),
         "optim_groups": json.dumps(opt["param_groups"]),
         "optim_scalars": json.dumps(scalars),
-        "state": json.dumps(state),
+        "state": json.dumps(state, allow_nan=False),
+        HASH_KEY: digest_metadata(tensors),
     }
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -49,8 +53,10 @@ def save_train_state(path: str | os.PathLike, model, optimizer, state: dict) -> 
     return path
 
 
-def read_train_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict, dict]:
-    """(model arrays, optimizer state dict, trainer state) from a file, validated as a whole."""
+def read_train_state(path: str | os.PathLike, verify: bool = True) -> tuple[dict[str, np.ndarray], dict, dict]:
+    """(model arrays, optimizer state dict, trainer state) from a file, validated as a whole.
+
+    ``verify``: check every tensor against the content hash stored at save time."""
     from safetensors import SafetensorError
 
     path = Path(path)
@@ -60,8 +66,8 @@ def read_train_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
         arrays, meta = read_safetensors(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable training state (truncated or corrupt?): {exc}") from exc
-    if meta.get("format") != FORMAT or meta.get("format_version") != str(FORMAT_VERSION):
-        raise CheckpointError(f"{path}: not an ember training state of version {FORMAT_VERSION} "
+    if meta.get("format") != FORMAT or meta.get("format_version") not in SUPPORTED_VERSIONS:
+        raise CheckpointError(f"{path}: not an ember training state of version {', '.join(SUPPORTED_VERSIONS)} "
                               f"(format={meta.get('format')!r}, version={meta.get('format_version')!r})")
     try:
         groups = json.loads(meta["optim_groups"])
@@ -69,6 +75,8 @@ def read_train_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
         state = json.loads(meta["state"])
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: corrupt training-state metadata: {exc}") from exc
+    if verify and meta["format_version"] != "1":
+        verify_digests(path, arrays, meta.get(HASH_KEY), CheckpointError)
     model_arrays = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
     opt_state: dict[int, dict] = {int(i): dict(v) for i, v in scalars.items()}
     for key, value in arrays.items():
@@ -81,9 +89,9 @@ def read_train_state(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     return model_arrays, {"state": opt_state, "param_groups": groups}, state
 
 
-def load_train_state(path: str | os.PathLike, model, optimizer) -> dict:
+def load_train_state(path: str | os.PathLike, model, optimizer, verify: bool = True) -> dict:
     """Restore the model and optimizer from ``path``; returns the trainer's state. All or nothing."""
-    arrays, opt_state, state = read_train_state(path)
+    arrays, opt_state, state = read_train_state(path, verify)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in arrays.items()}
     if expected != found:

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.integrity import HASH_KEY, digest_metadata, verify_digests
 from ..io.safetensors_io import read_safetensors
 from ..ops.bspline import check_finite, is_uniform, local_basis, scatter_local
 from ..ops.elementwise import sigmoid
 from ..tensor import Tensor
 
 FORMAT = "ember-baked-kan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-tensor content hashes in the metadata
+SUPPORTED_VERSIONS = ("1", "2")
 
 
 class BakedKANError(ValueError):
@@ -87,14 +89,16 @@ class BakedKAN:
             tensors[f"layers.{i}.weight"] = layer.weight
             tensors[f"layers.{i}.grid"] = layer.grid
         meta = {"format": FORMAT, "format_version": str(FORMAT_VERSION),
-                "layout": json.dumps({"widths": list(self.widths), "spline_orders": [la.k for la in self.layers]})}
+                "layout": json.dumps({"widths": list(self.widths), "spline_orders": [la.k for la in self.layers]}),
+                HASH_KEY: digest_metadata(tensors)}
         path = Path(path)
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> BakedKAN:
+    def load(cls, path: str | os.PathLike, verify: bool = True) -> BakedKAN:
+        """Read a baked model; ``verify`` checks each tensor's content hash (files of version 2 on)."""
         from safetensors import SafetensorError
 
         path = Path(path)
@@ -106,9 +110,11 @@ class BakedKAN:
             raise BakedKANError(f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}") from exc
         if meta.get("format") != FORMAT:
             raise BakedKANError(f"{path}: not a baked KAN (format {meta.get('format')!r}, expected {FORMAT!r})")
-        if meta.get("format_version") != str(FORMAT_VERSION):
+        if meta.get("format_version") not in SUPPORTED_VERSIONS:
             raise BakedKANError(f"{path}: baked KAN format version {meta.get('format_version')!r} is not supported "
-                                f"(this ember reads version {FORMAT_VERSION})")
+                                f"(this ember reads versions {', '.join(SUPPORTED_VERSIONS)})")
+        if verify and meta["format_version"] != "1":
+            verify_digests(path, tensors, meta.get(HASH_KEY), BakedKANError)
         try:
             layout = json.loads(meta["layout"])
             widths, orders = tuple(layout["widths"]), layout["spline_orders"]

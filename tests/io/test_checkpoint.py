@@ -103,7 +103,7 @@ def test_metadata_on_disk(saved_mlp):
         raw = f.metadata()
         keys = set(f.keys())
     assert raw["format"] == "ember"
-    assert raw["format_version"] == "1"
+    assert raw["format_version"] == str(FORMAT_VERSION) == "2"
     assert raw["model"] == "mlp"
     assert json.loads(raw["config"])["sizes"] == [784, 32, 10]
     assert json.loads(raw["extra"]) == {"epoch": 3}
@@ -352,6 +352,12 @@ def test_bfloat16_checkpoints_load_as_float32_exactly(tmp_path, small_mlp, torch
     arrays, meta = read_checkpoint(path)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
     bf16 = {k: torch.from_numpy(v).to(torch.bfloat16) for k, v in arrays.items()}
+    stale = tmp_path / "stale_hashes.safetensors"  # converted, but still carrying the float32 hashes
+    safetensors.torch.save_file(bf16, str(stale), metadata=meta)
+    with pytest.raises(CheckpointError, match="stale_hashes.safetensors: tensor 'net.1.bias' is corrupt"):
+        read_checkpoint(stale)
+    del meta["sha256"]
+    meta["format_version"] = "1"  # what a converter that knows nothing of hashes writes
     bf16_path = tmp_path / "mlp_bf16.safetensors"
     safetensors.torch.save_file(bf16, str(bf16_path), metadata=meta)
     loaded, _ = read_checkpoint(bf16_path)

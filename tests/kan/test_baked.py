@@ -47,7 +47,7 @@ def test_load_errors_name_the_file(model_and_x, tmp_path):
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(BakedKANError, match="cut.safetensors.*truncated or corrupt"):
         BakedKAN.load(tmp_path / "cut.safetensors")
-    (tmp_path / "v9.safetensors").write_bytes(data.replace(b'"format_version":"1"', b'"format_version":"9"'))
+    (tmp_path / "v9.safetensors").write_bytes(data.replace(b'"format_version":"2"', b'"format_version":"9"'))
     with pytest.raises(BakedKANError, match="version '9' is not supported"):
         BakedKAN.load(tmp_path / "v9.safetensors")
     from ember.io import save_checkpoint
