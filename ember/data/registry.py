@@ -1,6 +1,7 @@
 """Find the known datasets on disk, or download and verify them into the cache.
 
-Lookup (first hit wins): ``--data-dir`` (as ``DIR/<name>/`` and ``DIR`` itself), ``$EMBER_DATA/<name>``,
+Lookup (first hit wins): ``--data-dir`` (as ``DIR/<name>/`` and ``DIR`` itself; it must exist, and when
+given it replaces ``$EMBER_DATA``, which is only its default), else ``$EMBER_DATA/<name>``,
 the cache ``~/.cache/ember/datasets/<name>`` (``$EMBER_CACHE_DIR`` moves it), and
 ``/usr/share/datasets/<name>`` (where Debian's dataset packages install). In each folder a file may
 be gzipped (``<file>.gz``) or raw (``<file>``).
@@ -33,6 +34,7 @@ Checksums, and why each dataset uses the kind it does:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
@@ -176,12 +178,17 @@ def cache_dir() -> Path:
 
 
 def search_paths(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched for dataset ``name``, in order of precedence."""
+    """The folders searched for dataset ``name``, in order of precedence.
+
+    An explicit ``data_dir`` must be an existing folder (a typo must not silently fall back to another
+    copy of the data), and it takes the place of ``$EMBER_DATA``."""
     paths = []
     if data_dir is not None:
         root = Path(data_dir).expanduser()
+        if not root.is_dir():
+            raise DatasetNotFoundError(f"--data-dir {data_dir}: no such directory")
         paths += [root / name, root]
-    if os.environ.get(ENV_DATA):
+    elif os.environ.get(ENV_DATA):
         paths.append(Path(os.environ[ENV_DATA]).expanduser() / name)
     return paths + [cache_dir() / name, SYSTEM_DIR / name]
 
@@ -248,6 +255,7 @@ def mirror_urls(info: DatasetInfo, remote: str) -> list[str]:
 def _download(info: DatasetInfo, filename: str, failures: list[str]) -> Path | None:
     """Try each mirror in turn; return the verified file in the cache, or None with a reason per URL."""
     dest = cache_dir() / info.name
+    created = not dest.exists()
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -261,6 +269,9 @@ def _download(info: DatasetInfo, filename: str, failures: list[str]) -> Path | N
             failures.append(f"{url}: {_reason(exc)}")
         else:
             return dest / (filename if info.archive else remote)
+    if created:  # leave no empty dataset folder behind a failed download
+        with contextlib.suppress(OSError):
+            dest.rmdir()
     return None
 
 

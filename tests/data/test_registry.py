@@ -125,13 +125,15 @@ def closed_port_url() -> str:
 def test_search_paths_order(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBER_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path / "cache"))
-    assert search_paths("mnist", tmp_path / "flag") == [
+    (tmp_path / "flag").mkdir()
+    assert search_paths("mnist", tmp_path / "flag") == [  # an explicit --data-dir replaces $EMBER_DATA
         tmp_path / "flag" / "mnist",
         tmp_path / "flag",
-        tmp_path / "env" / "mnist",
         tmp_path / "cache" / "mnist",
         Path("/usr/share/datasets/mnist"),
     ]
+    assert search_paths("mnist") == [tmp_path / "env" / "mnist", tmp_path / "cache" / "mnist",
+                                     Path("/usr/share/datasets/mnist")]
     monkeypatch.delenv("EMBER_DATA")
     monkeypatch.delenv("EMBER_CACHE_DIR")
     assert search_paths("mnist") == [Path.home() / ".cache/ember/datasets/mnist", Path("/usr/share/datasets/mnist")]
@@ -268,18 +270,31 @@ def test_nothing_reachable_lists_everything(tmp_path, cache, monkeypatch):
     dead = closed_port_url()
     monkeypatch.setenv("EMBER_DATASET_MIRROR", f"{dead}/a {dead}/b")
     monkeypatch.setenv("EMBER_DATA", str(tmp_path / "env"))
+    (tmp_path / "flag").mkdir()
     with pytest.raises(DatasetNotFoundError) as info:
         load(TOY, "train", data_dir=tmp_path / "flag")
     assert isinstance(info.value, FileNotFoundError)
     message = str(info.value)
     for folder in search_paths(TOY, tmp_path / "flag"):
         assert f"  {folder}\n" in message
-    assert len(search_paths(TOY, tmp_path / "flag")) == 5
+    assert len(search_paths(TOY, tmp_path / "flag")) == 4
     assert f"{dead}/a/{TOY}/train-images-idx3-ubyte.gz: cannot connect:" in message
     assert f"{dead}/b/{TOY}/train-images-idx3-ubyte.gz: cannot connect:" in message
     assert "--data-dir DIR" in message and "EMBER_DATA=DIR" in message
     assert f"DIR/{TOY}/train-images-idx3-ubyte.gz" in message
     assert files_under(cache) == []
+    assert not (cache / TOY).exists()  # the failed download leaves no empty dataset folder
+
+
+def test_an_explicit_data_dir_must_exist_and_wins_over_ember_data(tmp_path, cache, monkeypatch, write_idx):
+    write_toy(tmp_path / "env" / TOY, write_idx)
+    monkeypatch.setenv("EMBER_DATA", str(tmp_path / "env"))
+    assert load(TOY, "train")[1].tolist() == TRAIN_Y.tolist()  # $EMBER_DATA is the default
+    with pytest.raises(DatasetNotFoundError, match=r"--data-dir .*nonexistent: no such directory"):
+        load(TOY, "train", data_dir=tmp_path / "nonexistent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="empty"):
+        load(TOY, "train", data_dir=tmp_path / "empty", download=False)
 
 
 def test_download_disabled(mirror, cache):
