@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import UsageError, non_negative_int, positive_int
+from .common import UsageError, fraction, non_negative_float, non_negative_int, positive_int
 
 
 def add_parser(sub) -> None:
@@ -14,18 +14,20 @@ def add_parser(sub) -> None:
     p.add_argument("--ckpt", metavar="DIR", required=True, help="the --out folder of ember train gpt")
     p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     p.add_argument("--max-new-tokens", type=positive_int, default=256)
-    p.add_argument("--temperature", type=float, default=0.8, help="0 for greedy decoding (default 0.8)")
+    p.add_argument("--temperature", type=non_negative_float, default=0.8, help="0 for greedy decoding (default 0.8)")
     p.add_argument("--top-k", type=positive_int, default=None)
-    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling, in (0, 1]")
+    p.add_argument("--top-p", type=fraction, default=None, help="nucleus sampling, in (0, 1]")
     p.add_argument("--seed", type=non_negative_int, default=None)
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context every token")
+    p.add_argument("--no-verify", action="store_true",
+                   help="load without checking the weights against the content hashes stored at save time")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     from ..train.lm import load_lm
 
-    model, tokenizer, _ = load_lm(args.ckpt)
+    model, tokenizer, _ = load_lm(args.ckpt, verify=not args.no_verify)
     try:
         prompt = tokenizer.encode(args.prompt)
     except ValueError as exc:

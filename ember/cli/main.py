@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from . import elm, generate, gradcheck, sanity, train
 from . import eval as eval_cmd
-from .common import UsageError
+from .common import UsageError, UserError  # noqa: F401 - UserError is raised by the commands
 
 COMMANDS = {"train": train, "eval": eval_cmd, "sanity": sanity, "gradcheck": gradcheck, "elm": elm,
             "generate": generate}
-
-
-class UserError(Exception):
-    """A problem with the user's input or files: printed as one line, exit status 1."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,24 +22,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, like the errors: ``ember: warning: ...`` (not Python's file:line form)."""
+    print(f"ember: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 success, 1 a problem with the user's files or data (one line naming
+    it, never a traceback), 2 a usage error, 130 interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with status 2 on a usage error
     from ..data import DatasetError
     from ..io.checkpoint import CheckpointError
+    from ..train import TrainingDiverged
 
-    try:
-        return int(args.run(args) or 0)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"ember {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except (UserError, DatasetError, CheckpointError, FileNotFoundError) as exc:
-        print(f"ember {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return int(args.run(args) or 0)
+        except UsageError as exc:
+            parser.print_usage(sys.stderr)
+            print(f"ember {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except (UserError, DatasetError, CheckpointError, TrainingDiverged, OSError) as exc:
+            print(f"ember {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import non_negative_int, positive_int, print_json, say
+from .common import non_negative_int, positive_float, positive_int, print_json, say
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "sanity", help="overfit one fixed batch",
-        description="Train on one fixed batch of 64 until it is memorised (100%% training accuracy); "
+        description="Train on one fixed batch of 64 until it is memorised (100% training accuracy); "
                     "exit 1 if the step budget runs out first.",
     )
     p.add_argument("--model", choices=("mlp", "lenet"), default="mlp")
@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
                    help="random images with random labels (default), or the first 64 training images")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--steps", type=positive_int, default=200, help="step budget (default 200)")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.set_defaults(run=run)
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import time
 
 from . import train_gpt, train_kan
-from .common import add_data_args, epoch_reporter, non_negative_int, positive_float, positive_int, print_json, say
+from .common import (
+    add_data_args,
+    check_save_destination,
+    epoch_reporter,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    print_json,
+    save_to_summary,
+    say,
+)
 
 MODEL_DEFAULTS = {  # the reference recipes: Adam, lr 1e-3 with cosine decay; batch 128 (MLP) or 64 (LeNet-5)
     "mlp": {"batch_size": 128},
@@ -23,12 +34,15 @@ def add_parser(sub) -> None:
         p.add_argument("--batch-size", type=positive_int, default=defaults["batch_size"])
         p.add_argument("--lr", type=positive_float, default=1e-3)
         p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam")
-        p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-        p.add_argument("--weight-decay", type=float, default=0.0)
+        p.add_argument("--momentum", type=non_negative_float, default=0.9, help="SGD momentum (default 0.9)")
+        p.add_argument("--weight-decay", type=non_negative_float, default=0.0)
         p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                        help="learning rate: cosine decay from --lr to 0 over all steps (default), or constant")
         p.add_argument("--seed", type=non_negative_int, default=0)
-        p.add_argument("--save", metavar="PATH", default=None, help="write the trained weights (safetensors)")
+        p.add_argument("--save", metavar="PATH", default=None,
+                       help="write the trained weights (safetensors); checked before training starts")
+        p.add_argument("--skip-nonfinite", action="store_true",
+                       help="skip a batch whose loss is NaN/inf instead of stopping the run")
         p.add_argument("--json", action="store_true", help="print each epoch as a JSON line too")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         p.set_defaults(run=run)
@@ -50,10 +64,10 @@ def run(args) -> int:
     import ember
 
     from ..data import DataLoader, image_classification
-    from ..io.checkpoint import save_checkpoint
     from ..models import build
     from ..train import fit
 
+    check_save_destination(args.save)
     ember.manual_seed(args.seed)
     download = not args.no_download
     train_set, stats = image_classification(args.dataset, "train", args.data_dir, download)
@@ -73,7 +87,8 @@ def run(args) -> int:
 
     start = time.perf_counter()
     history = fit(model, optimizer, train_loader, test_loader, args.epochs, on_epoch=report,
-                  progress=not args.no_progress, scheduler=scheduler, scheduler_per_batch=True)
+                  progress=not args.no_progress, scheduler=scheduler, scheduler_per_batch=True,
+                  on_nonfinite="skip" if args.skip_nonfinite else "stop")
     total = time.perf_counter() - start
     last = history[-1]
     summary = {
@@ -84,12 +99,11 @@ def run(args) -> int:
         "test_accuracy": round(last.test_accuracy, 6), "seconds": round(total, 2),
         "seconds_per_epoch": round(sum(s.seconds for s in history) / len(history), 3),
     }
+    status = 0
     if args.save:
         extra = {"dataset": args.dataset, "test_accuracy": last.test_accuracy, "epochs": args.epochs,
                  "normalization": {"mean": stats[0].tolist(), "std": stats[1].tolist()}}
-        path = save_checkpoint(args.save, model, extra=extra)
-        say(f"saved {path}")
-        summary["checkpoint"] = str(path)
+        status = save_to_summary(summary, args.save, model, extra)
     say(f"test accuracy: {last.test_accuracy:.2%}")
     print_json(summary)
-    return 0
+    return status

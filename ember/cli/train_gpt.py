@@ -6,7 +6,18 @@ import dataclasses
 import re
 from pathlib import Path
 
-from .common import UsageError, non_negative_int, positive_float, positive_int, print_json, say
+from ..data import DatasetError
+from ..io import CheckpointError
+from .common import (
+    UsageError,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    print_json,
+    probability,
+    say,
+)
 
 # flag -> (type, help); every flag defaults to None so that a resumed run can tell which were given
 FLAGS = {
@@ -18,13 +29,13 @@ FLAGS = {
     "grad_accum": (positive_int, "micro-batches per optimizer step (default 1)"),
     "max_iters": (positive_int, "optimizer steps (default 2000)"),
     "lr": (positive_float, "peak learning rate (default 1e-3)"),
-    "min_lr": (float, "final learning rate of the cosine (default 1e-4)"),
+    "min_lr": (non_negative_float, "final learning rate of the cosine (default 1e-4)"),
     "warmup_iters": (non_negative_int, "linear warmup steps (default 100)"),
     "lr_decay_iters": (positive_int, "step where the cosine reaches --min-lr (default --max-iters)"),
-    "weight_decay": (float, "AdamW decay on 2-D weights (default 0.1)"),
-    "beta2": (float, "AdamW beta2 (default 0.99)"),
-    "grad_clip": (float, "global gradient-norm clip, 0 for none (default 1.0)"),
-    "dropout": (float, "dropout probability (default 0)"),
+    "weight_decay": (non_negative_float, "AdamW decay on 2-D weights (default 0.1)"),
+    "beta2": (probability, "AdamW beta2 (default 0.99)"),
+    "grad_clip": (non_negative_float, "global gradient-norm clip, 0 for none (default 1.0)"),
+    "dropout": (probability, "dropout probability (default 0)"),
     "eval_interval": (positive_int, "evaluate and save every N steps (default 250)"),
     "eval_iters": (positive_int, "batches per split in each evaluation (default 20)"),
     "log_interval": (positive_int, "log the training loss every N steps (default 10)"),
@@ -51,44 +62,69 @@ def add_parser(models) -> None:
     p.add_argument("--dtype", choices=("float32", "float64"), default=None)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="checkpoints, tokenizer and log.jsonl go here (default: out-<data>, as nanoGPT)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly where it stopped")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --out exactly where it stopped, with its own settings (flags "
+                        "may change only --max-iters, --eval-interval, --eval-iters, --log-interval, --data-dir)")
+    p.add_argument("--force", action="store_true", help="start a new run in an --out folder that holds another run, "
+                                                        "replacing its files")
+    p.add_argument("--skip-nonfinite", action="store_true",
+                   help="skip a step whose loss or gradient is NaN/inf instead of stopping the run")
+    p.add_argument("--no-verify", action="store_true", help="--resume without checking the saved tensors' hashes")
     p.add_argument("--json", action="store_true", help="print every log record as a JSON line too")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
 
-def config_from_args(args):
+def given_settings(args) -> dict:
+    """The LMTrainConfig fields set by flags (every flag defaults to None, so only those typed count)."""
     from ..train.lm import LMTrainConfig
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(LMTrainConfig)
              if getattr(args, f.name, None) is not None}
+    if args.skip_nonfinite:
+        given["on_nonfinite"] = "skip"
+    return given
+
+
+def make_trainer(args):
+    """A new run (its settings validated before the output folder is touched) or a resumed one."""
+    from ..train.lm import LMTrainConfig, LMTrainer
+
+    given = given_settings(args)
     if args.resume:
         if not args.out:
             raise UsageError("--resume needs --out DIR, the folder of the run to continue")
         changed = sorted(k for k in given if k in ARCHITECTURE)
         if changed:
             raise UsageError(f"--resume continues the saved run; it cannot change {', '.join(changed)}")
+        if args.force:
+            raise UsageError("--resume continues the run in --out; --force would replace it: choose one")
+        given.pop("out", None)
+        try:
+            return LMTrainer.resume(args.out, given, download=not args.no_download, verify=not args.no_verify)
+        except ValueError as exc:
+            if isinstance(exc, (CheckpointError, DatasetError)):
+                raise
+            raise UsageError(f"--resume continues the saved run: {exc}") from None
     if not args.out:
         data = args.data or "shakespeare-char"
         given["out"] = "out-" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(data).name) or "text")
     try:
-        return LMTrainConfig(**given)
+        config = LMTrainConfig(**given)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-
-
-def run(args) -> int:
-    from ..data import DatasetError
-    from ..io import CheckpointError
-    from ..train.lm import LMTrainer
-
-    config = config_from_args(args)
     try:
-        trainer = LMTrainer(config, resume=args.resume, download=not args.no_download)
+        return LMTrainer(config, download=not args.no_download, force=args.force)
     except (CheckpointError, DatasetError):
         raise
     except ValueError as exc:  # settings that do not fit together (e.g. n_embd not divisible by n_head)
         raise UsageError(str(exc)) from None
+
+
+def run(args) -> int:
+    trainer = make_trainer(args)
+    for change in trainer.resume_changes:
+        say(f"resume: {change}")
     c, corpus, model = trainer.config, trainer.corpus, trainer.model
     what = f"resuming at iteration {trainer.iter}" if args.resume else "training"
     say(f"{what} gpt ({c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, "
@@ -109,6 +145,6 @@ def run(args) -> int:
                "train_loss": evals[-1]["train_loss"] if evals else None,
                "val_loss": evals[-1]["val_loss"] if evals else None,
                "ms_per_iter": round(sum(r["ms_per_iter"] for r in steps) / len(steps), 2) if steps else None,
-               "out": c.out}
+               "skipped_steps": trainer.guard.skipped, "out": c.out}
     print_json(summary)
     return 0

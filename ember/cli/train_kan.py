@@ -6,7 +6,18 @@ import argparse
 import math
 import time
 
-from .common import UsageError, epoch_reporter, non_negative_int, positive_float, positive_int, print_json, say
+from .common import (
+    UsageError,
+    check_save_destination,
+    epoch_reporter,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    print_json,
+    save_to_summary,
+    say,
+)
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -21,6 +32,8 @@ def _range(text: str) -> tuple[float, float]:
         lo, hi = (float(t.replace("pi", str(math.pi))) for t in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected lo,hi like -1,1, got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise argparse.ArgumentTypeError(f"expected finite lo < hi, got {text!r}")
     return lo, hi
 
 
@@ -52,11 +65,15 @@ def add_parser(models) -> None:
                    help="task grid extensions step:G,... (default 1000:10,2000:20 for sinusoid)")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--lr", type=positive_float, default=None, help="default 1e-3 (images) or 1e-2 (tasks)")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--grad-clip", type=float, default=1.0, help="global gradient-norm clip (0: off)")
-    p.add_argument("--regularization", type=float, default=0.0, help="lambda of the L1 + entropy edge penalty")
+    p.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
+    p.add_argument("--grad-clip", type=non_negative_float, default=1.0, help="global gradient-norm clip (0: off)")
+    p.add_argument("--regularization", type=non_negative_float, default=0.0,
+                   help="lambda of the L1 + entropy edge penalty")
     p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--save", metavar="PATH", default=None)
+    p.add_argument("--save", metavar="PATH", default=None,
+                   help="write the trained weights (safetensors); checked before training starts")
+    p.add_argument("--skip-nonfinite", action="store_true",
+                   help="skip a batch or step whose loss is NaN/inf instead of stopping the run")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
@@ -65,6 +82,7 @@ def add_parser(models) -> None:
 def run(args) -> int:
     import ember
 
+    check_save_destination(args.save)
     ember.manual_seed(args.seed)
     return _run_task(args) if args.task else _run_images(args)
 
@@ -75,7 +93,6 @@ def _run_images(args) -> int:
     import ember
 
     from ..data import DataLoader, image_classification
-    from ..io.checkpoint import save_checkpoint
     from ..models import KAN, KANConfig
     from ..train import fit
 
@@ -102,23 +119,23 @@ def _run_images(args) -> int:
     start = time.perf_counter()
     history = fit(model, opt, loader, DataLoader(test_set, batch_size=1000), args.epochs, on_epoch=report,
                   progress=not args.no_progress, scheduler=sched, scheduler_per_batch=True,
-                  grad_clip=args.grad_clip or None)
+                  grad_clip=args.grad_clip or None, on_nonfinite="skip" if args.skip_nonfinite else "stop")
     last = history[-1]
     summary = {"event": "summary", "model": "kan", "widths": list(widths), "dataset": args.dataset,
                "grid_size": args.grid_size, "spline_order": args.spline_order, "epochs": args.epochs,
                "seed": args.seed, "final_loss": round(last.loss, 6), "train_accuracy": round(last.train_accuracy, 6),
                "test_accuracy": round(last.test_accuracy, 6), "seconds": round(time.perf_counter() - start, 2)}
+    status = 0
     if args.save:
         extra = {"dataset": args.dataset, "test_accuracy": last.test_accuracy,
                  "normalization": {"mean": [0.5], "std": [0.5]}}
-        summary["checkpoint"] = str(save_checkpoint(args.save, model, extra=extra))
+        status = save_to_summary(summary, args.save, model, extra)
     say(f"test accuracy: {last.test_accuracy:.2%}")
     print_json(summary)
-    return 0
+    return status
 
 
 def _run_task(args) -> int:
-    from ..io.checkpoint import save_checkpoint
     from ..models import KAN, KANConfig
     from ..train.regression import fit_regression, get_task
 
@@ -143,14 +160,16 @@ def _run_task(args) -> int:
 
     result = fit_regression(model, task, steps=args.steps, lr=lr, weight_decay=args.weight_decay,
                             grad_clip=args.grad_clip or None, seed=args.seed, grid_schedule=schedule,
-                            regularization=args.regularization, on_log=log, log_every=max(args.steps // 10, 1))
+                            regularization=args.regularization, on_log=log, log_every=max(args.steps // 10, 1),
+                            on_nonfinite="skip" if args.skip_nonfinite else "stop")
     summary = {"event": "summary", "model": "kan", "task": task.name, "widths": list(widths),
                "grid_size": model.config.grid_size, "steps": args.steps, "seed": args.seed,
                "train_mse": result.train_mse, "val_mse": result.val_mse, "test_mse": result.test_mse,
                "seconds": round(result.seconds, 2)}
+    status = 0
     if args.save:
-        summary["checkpoint"] = str(save_checkpoint(args.save, model, extra={"task": task.name,
-                                                                            "test_mse": result.test_mse}))
+        status = save_to_summary(summary, args.save, model, {"task": task.name, "test_mse": result.test_mse,
+                                                             "seed": args.seed})
     say(f"test mse on 10,000 fresh points: {result.test_mse:.3e}")
     print_json(summary)
-    return 0
+    return status

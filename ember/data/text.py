@@ -58,13 +58,16 @@ def read_documents(spec: str, data_dir: str | os.PathLike | None = None, downloa
     path = Path(spec).expanduser()
     if path.is_file():
         try:
-            return [path.read_text(encoding="utf-8")]
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        if not text:
+            raise DatasetError(f"{path}: the file is empty")
+        return [text]
     if path.is_dir():
-        docs = list(_text_files(path))
+        docs = [doc for doc in _text_files(path) if doc]
         if not docs:
-            raise DatasetError(f"{path}: no UTF-8 text files found in this directory")
+            raise DatasetError(f"{path}: no non-empty UTF-8 text files found in this directory")
         return docs
     raise DatasetError(f"--data {spec!r}: not a known corpus ({', '.join(CORPORA)}) nor an existing file or "
                        f"directory")

@@ -65,6 +65,26 @@ def remove_orphaned_temporaries(folder: str | os.PathLike) -> int:
     return removed
 
 
+def check_destination(path: str | os.PathLike) -> Path:
+    """Raise, naming ``path``, if a file could not be written there later: it is a directory, a folder on its way
+    is a file, or the nearest existing folder refuses a new file (tried for real, so permissions, read-only
+    mounts and full quotas all show). Checked before a long run, so that its result is not lost at the end."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, cannot write a file there")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{path}: cannot create it, {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise PermissionError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from None
+    return path
+
+
 def _default_mode() -> int:
     """0666 minus the umask; read from /proc where possible, since setting the umask to read it is not thread-safe."""
     try:

@@ -92,6 +92,13 @@ def read_train_state(path: str | os.PathLike, verify: bool = True) -> tuple[dict
 def load_train_state(path: str | os.PathLike, model, optimizer, verify: bool = True) -> dict:
     """Restore the model and optimizer from ``path``; returns the trainer's state. All or nothing."""
     arrays, opt_state, state = read_train_state(path, verify)
+    restore_train_state(path, model, optimizer, arrays, opt_state)
+    return state
+
+
+def restore_train_state(path, model, optimizer, arrays: dict[str, np.ndarray], opt_state: dict) -> None:
+    """Load what ``read_train_state`` returned into ``model`` and ``optimizer``; every shape is checked first,
+    so on any error (naming ``path``) neither has changed."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in arrays.items()}
     if expected != found:
@@ -105,4 +112,3 @@ def load_train_state(path: str | os.PathLike, model, optimizer, verify: bool = T
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: the saved optimizer state does not fit: {exc}") from exc
     model.load_state_dict(arrays, strict=True)
-    return state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 
@@ -46,6 +47,10 @@ class Optimizer:
         self.param_groups.append(full)
 
     def _check_hyperparameters(self, group: dict) -> None:
+        for key, value in group.items():  # a NaN or infinite setting would silently train a model of NaNs
+            numbers = value if isinstance(value, tuple) else (value,)
+            if key != "params" and any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise ValueError(f"{type(self).__name__}: {key} must be finite, got {value}")
         if group.get("lr", 0.0) < 0:
             raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, got {group['lr']}")
         if group.get("weight_decay", 0.0) < 0:

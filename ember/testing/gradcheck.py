@@ -18,14 +18,23 @@ from ..tensor import Tensor
 
 @dataclass
 class GradcheckResult:
-    max_abs_error: float
-    max_rel_error: float
+    """How far the analytic gradient a is from the numerical n, over every element of every input.
+
+    ``max_rel_error`` is max |a - n| / (|n| + atol): the relative error, with the check's ``atol`` as a
+    floor so that an exact zero (n = 0) gives |a| / atol instead of a division by zero. It is
+    reported, not judged: ``ok`` is the rule |a - n| <= atol + rtol·|n| at every element, so a
+    passing check (rtol <= 1) always has max_rel_error <= 1; it is rarely 0, as finite differences are inexact.
+    """
+
+    max_abs_error: float  # max |a - n|
+    max_rel_error: float  # max |a - n| / (|n| + atol)
     ok: bool
-    worst: str  # which tensor and element disagreed most
+    worst: str  # which tensor and element disagreed most (in absolute terms)
 
     def __str__(self) -> str:
         verdict = "ok" if self.ok else "FAILED"
-        return f"{verdict}: max abs err {self.max_abs_error:.2e}, max rel err {self.max_rel_error:.2e} ({self.worst})"
+        return (f"{verdict}: max |a-n| {self.max_abs_error:.2e}, max |a-n|/(|n|+atol) {self.max_rel_error:.2e} "
+                f"({self.worst})")
 
 
 def numerical_gradients(fn: Callable[[], Tensor], tensors: Sequence[Tensor], cotangent, eps: float):
@@ -84,10 +93,9 @@ def gradcheck(
         idx = int(np.argmax(err - bound))
         if err.reshape(-1)[idx] > bound.reshape(-1)[idx]:
             ok = False
-        rel = err / np.maximum(np.abs(n), 1e-12)
         if err.max() >= max_abs:
             max_abs = float(err.max())
             pos = np.unravel_index(int(np.argmax(err)), err.shape)
             worst = f"input {k} at {tuple(int(i) for i in pos)}: analytic {a[pos]:.6g}, numeric {n[pos]:.6g}"
-        max_rel = max(max_rel, float(rel[err > atol].max()) if (err > atol).any() else 0.0)
+        max_rel = max(max_rel, float((err / (np.abs(n) + atol)).max()))
     return GradcheckResult(max_abs, max_rel, ok, worst)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from ..autograd import no_grad
 from ..nn import functional as F
 from ..optim import clip_grad_norm_
+from .guard import NonFiniteGuard
 
 
 @dataclass
@@ -21,17 +22,21 @@ class EpochStats:
     train_accuracy: float  # running accuracy over the epoch's batches (train mode)
     test_accuracy: float | None
     seconds: float  # training time of the epoch (evaluation excluded)
+    skipped_batches: int = 0  # batches dropped for a non-finite loss (on_nonfinite="skip")
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def train_epoch(model, loader, optimizer, loss_fn: Callable = F.cross_entropy, progress: str | None = None,
-                scheduler=None, grad_clip: float | None = None) -> tuple[float, float]:
-    """One pass over ``loader``; returns (mean loss, accuracy).
+                scheduler=None, grad_clip: float | None = None, guard: NonFiniteGuard | None = None,
+                where: str = "") -> tuple[float, float]:
+    """One pass over ``loader``; returns (mean loss, accuracy) over the batches that were applied.
 
-    ``scheduler`` steps per batch if given; ``grad_clip`` clips the global gradient norm.
+    ``scheduler`` steps per batch if given; ``grad_clip`` clips the global gradient norm; ``guard``
+    decides what a non-finite loss or gradient norm does (default: stop with ``TrainingDiverged``).
     """
+    guard = guard or NonFiniteGuard()
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(loader, desc=progress, leave=False, file=sys.stderr, disable=True if progress is None else None,
@@ -40,14 +45,20 @@ def train_epoch(model, loader, optimizer, loss_fn: Callable = F.cross_entropy, p
         optimizer.zero_grad()
         logits = model(x)
         loss = loss_fn(logits, y)
+        value = loss.item()
+        if not guard.ok(value, f"{where}batch {i + 1}"):
+            continue
         loss.backward()
         if grad_clip:
-            clip_grad_norm_(model.parameters(), grad_clip)
+            norm = clip_grad_norm_(model.parameters(), grad_clip)
+            if not guard.ok(float(norm), f"{where}batch {i + 1}", "gradient norm"):
+                optimizer.zero_grad()
+                continue
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         n = len(y)
-        total_loss += loss.item() * n
+        total_loss += value * n
         correct += int((logits.data.argmax(axis=1) == y.data).sum())
         seen += n
         if i % 20 == 0:
@@ -71,19 +82,24 @@ def evaluate(model, loader, loss_fn: Callable = F.cross_entropy) -> tuple[float,
 
 def fit(model, optimizer, train_loader, test_loader=None, epochs: int = 1, loss_fn: Callable = F.cross_entropy,
         on_epoch: Callable[[EpochStats], None] | None = None, progress: bool = True, scheduler=None,
-        scheduler_per_batch: bool = False, grad_clip: float | None = None) -> list[EpochStats]:
-    """Train for ``epochs``; after each, evaluate on ``test_loader`` and call ``on_epoch(stats)``."""
+        scheduler_per_batch: bool = False, grad_clip: float | None = None,
+        on_nonfinite: str = "stop") -> list[EpochStats]:
+    """Train for ``epochs``; after each, evaluate on ``test_loader`` and call ``on_epoch(stats)``.
+
+    ``on_nonfinite``: "stop" (raise ``TrainingDiverged`` at the first NaN/inf loss) or "skip" the batch."""
     history = []
+    guard = NonFiniteGuard(on_nonfinite)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         desc = f"epoch {epoch}/{epochs}" if progress else None
+        skipped_before = guard.skipped
         loss, acc = train_epoch(model, train_loader, optimizer, loss_fn, desc,
-                                scheduler if scheduler_per_batch else None, grad_clip)
+                                scheduler if scheduler_per_batch else None, grad_clip, guard, f"epoch {epoch}, ")
         seconds = time.perf_counter() - start
         if scheduler is not None and not scheduler_per_batch:
             scheduler.step()
         test_acc = evaluate(model, test_loader, loss_fn)[1] if test_loader is not None else None
-        stats = EpochStats(epoch, loss, acc, test_acc, seconds)
+        stats = EpochStats(epoch, loss, acc, test_acc, seconds, guard.skipped - skipped_before)
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)

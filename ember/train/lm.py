@@ -20,8 +20,8 @@ The output folder holds:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -32,17 +32,22 @@ from tqdm import tqdm
 
 from .. import backend
 from ..autograd import no_grad
+from ..data import DatasetError
 from ..data.text import TextCorpus, load_corpus, random_windows
 from ..io import CheckpointError, load_model, save_checkpoint, write_text_atomic
-from ..io.train_state import load_train_state, read_train_state, save_train_state
+from ..io.atomic import check_destination
+from ..io.jsonl import dumps, read_jsonl
+from ..io.train_state import read_train_state, restore_train_state, save_train_state
 from ..models.gpt import GPT, GPTConfig
 from ..optim import clip_grad_norm_
 from ..text import load_tokenizer
+from .guard import NonFiniteGuard
 
 MODEL_FILE, STATE_FILE, TOKENIZER_FILE, LOG_FILE = (
     "model.safetensors", "train_state.safetensors", "tokenizer.json", "log.jsonl")
+RUN_FILES = (STATE_FILE, MODEL_FILE, TOKENIZER_FILE, LOG_FILE)
 # Fields a resumed run may change: how long it goes on and how it reports; nothing that shapes the model or data.
-RESUMABLE_OVERRIDES = ("max_iters", "eval_interval", "eval_iters", "log_interval", "out", "data_dir")
+RESUMABLE_OVERRIDES = ("max_iters", "eval_interval", "eval_iters", "log_interval", "out", "data_dir", "on_nonfinite")
 
 
 @dataclass
@@ -76,10 +81,15 @@ class LMTrainConfig:
     seed: int = 1337
     dtype: str = "float32"
     out: str | None = None
+    on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" the run (TrainingDiverged) or "skip" the step
 
     def __post_init__(self):
         if self.lr_decay_iters is None:
             self.lr_decay_iters = self.max_iters
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"LMTrainConfig: {f.name} must be finite, got {value}")
         for name in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"LMTrainConfig: {name} must be positive, got {getattr(self, name)}")
@@ -93,6 +103,8 @@ class LMTrainConfig:
             raise ValueError("LMTrainConfig: weight_decay, grad_clip and seed must be >= 0")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"LMTrainConfig: dtype must be float32 or float64, got {self.dtype!r}")
+        if self.on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"LMTrainConfig: on_nonfinite must be 'stop' or 'skip', got {self.on_nonfinite!r}")
 
     def lr_at(self, it: int) -> float:
         """nanoGPT's get_lr: warmup, cosine, then the floor (a warmup longer than the decay just warms up)."""
@@ -105,47 +117,68 @@ class LMTrainConfig:
 
 
 class LMTrainer:
-    """Owns the model, optimizer, corpus and RNGs of one run; ``run()`` trains to ``max_iters``."""
+    """Owns the model, optimizer, corpus and RNGs of one run; ``run()`` trains to ``max_iters``.
 
-    def __init__(self, config: LMTrainConfig, corpus: TextCorpus | None = None, resume: bool = False,
-                 download: bool = True):
-        saved = None
-        if resume:
-            if not config.out:
-                raise ValueError("resume needs the run's output folder (--out)")
-            saved = read_train_state(Path(config.out) / STATE_FILE)[2]
-            config = merge_resumed_config(saved["config"], config)
+    A new run checks everything before it writes anything: the output folder (refused if it holds
+    another run, unless ``force``), the corpus (readable, and long enough for one window in each
+    split) and the model's settings. ``LMTrainer.resume(out)`` continues a saved run instead.
+    """
+
+    def __init__(self, config: LMTrainConfig, corpus: TextCorpus | None = None, download: bool = True,
+                 force: bool = False, _resumed: _SavedRun | None = None):
         self.config = c = config
+        out = Path(c.out) if c.out else None
+        if out is not None and _resumed is None:
+            check_new_run_folder(out, force)
         if corpus is None:
-            tokenizer = c.tokenizer
-            if resume:
-                tokenizer = load_tokenizer(Path(c.out) / TOKENIZER_FILE)  # the run's own vocabulary
+            tokenizer = _resumed.tokenizer if _resumed else c.tokenizer
             corpus = load_corpus(c.data, tokenizer, c.vocab_size, data_dir=c.data_dir, download=download)
+        check_corpus_fits(corpus, c.block_size)
         self.corpus = corpus
         backend.manual_seed(c.seed)
         self.model = GPT(GPTConfig(block_size=c.block_size, vocab_size=corpus.vocab_size, n_layer=c.n_layer,
                                    n_head=c.n_head, n_embd=c.n_embd, dropout=c.dropout, bias=c.bias)).to(dtype=c.dtype)
         self.optimizer = self.model.configure_optimizer(c.lr, c.weight_decay, (c.beta1, c.beta2))
+        self.guard = NonFiniteGuard(c.on_nonfinite)
         self.data_rng = np.random.default_rng(c.seed)
         self.iter = 0
         self.history: list[dict] = []
         self.elapsed = 0.0
         self._resumed_at = None
-        if resume:
-            state = load_train_state(Path(c.out) / STATE_FILE, self.model, self.optimizer)
+        self.resume_changes: list[str] = []
+        if _resumed is not None:
+            restore_train_state(out / STATE_FILE, self.model, self.optimizer, _resumed.arrays, _resumed.opt_state)
+            state = _resumed.state
             self.iter = self._resumed_at = int(state["iter"])
             self.elapsed = float(state.get("elapsed_s", 0.0))
+            self.guard.skipped = int(state.get("skipped", 0))
             self.data_rng.bit_generator.state = state["data_rng"]
             backend.generator(backend.CPU).bit_generator.state = state["dropout_rng"]
-            self.history = _read_log(Path(c.out) / LOG_FILE, upto=self.iter)
-        if c.out:
-            Path(c.out).mkdir(parents=True, exist_ok=True)
-            _write_log(Path(c.out) / LOG_FILE, self.history)
-            corpus.tokenizer.save(Path(c.out) / TOKENIZER_FILE)
+            self.history = _resumed.log
+            self.resume_changes = _resumed.changes
+            _write_log(out / LOG_FILE, self.history)  # drop what the log recorded after the saved state
+        elif out is not None:
+            start_run_folder(out, corpus.tokenizer)
+
+    @classmethod
+    def resume(cls, out: str | os.PathLike, overrides: dict | None = None, corpus: TextCorpus | None = None,
+               download: bool = True, verify: bool = True) -> LMTrainer:
+        """Continue the run saved in ``out`` exactly where its last save left it.
+
+        The run keeps the settings it was started with; ``overrides`` may change only the fields in
+        RESUMABLE_OVERRIDES (how long it goes on, how it reports), and ``resume_changes`` lists what
+        they changed. ``verify`` checks the saved tensors' content hashes."""
+        out = Path(out)
+        arrays, opt_state, state = read_train_state(out / STATE_FILE, verify)
+        config, changes = resumed_config(state.get("config", {}), {**(overrides or {}), "out": str(out)})
+        log = _read_log(out / LOG_FILE, upto=int(state["iter"]))
+        saved = _SavedRun(load_tokenizer(out / TOKENIZER_FILE), arrays, opt_state, state, log, changes)
+        return cls(config, corpus, download, _resumed=saved)
 
     # -- one iteration ------------------------------------------------------------------------
-    def train_step(self, batches=None) -> float:
-        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss.
+    def train_step(self, batches=None) -> float | None:
+        """One optimizer step over ``grad_accum`` micro-batches; returns the mean micro-batch loss, or None
+        when a non-finite loss or gradient norm made the guard skip the step (``on_nonfinite="skip"``).
 
         ``batches``: the (x, y) micro-batches to use instead of drawing them (to replay another
         run's data order, as ``benchmarks/bench_gpt.py`` replays nanoGPT's)."""
@@ -161,14 +194,25 @@ class LMTrainer:
             else:
                 x, y = batches[micro]
             _, loss = model(x, y)
+            value = loss.item()
+            if not self.guard.ok(value, f"iteration {self.iter + 1}"):
+                return self._skip_step()
             (loss * (1.0 / c.grad_accum) if c.grad_accum > 1 else loss).backward()
-            total += loss.item()
+            total += value
         if c.grad_clip:
-            clip_grad_norm_(model.parameters(), c.grad_clip)
+            norm = float(clip_grad_norm_(model.parameters(), c.grad_clip))
+            if not self.guard.ok(norm, f"iteration {self.iter + 1}", "gradient norm"):
+                return self._skip_step()
         opt.step()
         opt.zero_grad()
         self.iter += 1
         return total / c.grad_accum
+
+    def _skip_step(self) -> None:
+        """Drop this iteration's gradients without an update; the schedule moves on as if it had run."""
+        self.optimizer.zero_grad()
+        self.iter += 1
+        return None
 
     @no_grad()
     def estimate_loss(self) -> dict[str, float]:
@@ -194,6 +238,7 @@ class LMTrainer:
         bar = tqdm(total=c.max_iters, initial=self.iter, desc="train gpt", file=sys.stderr, dynamic_ncols=True,
                    disable=not progress, unit="it")
         recent: list[float] = []
+        loss = None  # the last applied step's loss
         while True:
             if (self.iter % c.eval_interval == 0 or self.iter == c.max_iters) and self.iter != self._resumed_at:
                 losses = self.estimate_loss()
@@ -205,7 +250,8 @@ class LMTrainer:
             if self.iter >= stop:
                 break
             started = time.perf_counter()
-            loss = self.train_step()
+            step_loss = self.train_step()
+            loss = loss if step_loss is None else step_loss
             seconds = time.perf_counter() - started
             self.elapsed += seconds
             recent.append(seconds)
@@ -213,9 +259,13 @@ class LMTrainer:
             if self.iter % c.log_interval == 0 or self.iter == c.max_iters:
                 ms = 1e3 * float(np.mean(recent))
                 recent.clear()
-                self._record({"event": "train", "iter": self.iter, "loss": loss, "lr": c.lr_at(self.iter - 1),
-                              "ms_per_iter": ms, "tokens_per_s": tokens_per_iter / (ms / 1e3)}, on_record)
-                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens_per_iter / (ms / 1e3):,.0f}")
+                record = {"event": "train", "iter": self.iter, "loss": loss, "lr": c.lr_at(self.iter - 1),
+                          "ms_per_iter": ms, "tokens_per_s": tokens_per_iter / (ms / 1e3)}
+                if self.guard.skipped:
+                    record["skipped_steps"] = self.guard.skipped
+                self._record(record, on_record)
+                bar.set_postfix(loss=f"{loss:.4f}" if loss is not None else "-",
+                                tok_s=f"{tokens_per_iter / (ms / 1e3):,.0f}")
         bar.close()
         return self.history
 
@@ -223,7 +273,7 @@ class LMTrainer:
         self.history.append(record)
         if self.config.out:
             with open(Path(self.config.out) / LOG_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(dumps(record) + "\n")
         if on_record is not None:
             on_record(record)
 
@@ -237,26 +287,83 @@ class LMTrainer:
             "data_rng": self.data_rng.bit_generator.state,
             "dropout_rng": backend.generator(backend.CPU).bit_generator.state,
             "config": dataclasses.asdict(self.config),
+            "skipped": self.guard.skipped,
         })
         save_checkpoint(out / MODEL_FILE, self.model, extra={"iter": self.iter, "val_loss": val,
                                                              "data": self.config.data}, model_name="gpt")
 
 
-def merge_resumed_config(saved: dict, given: LMTrainConfig) -> LMTrainConfig:
-    """The saved run's config, with only the fields in RESUMABLE_OVERRIDES taken from ``given``."""
+def resumed_config(saved: dict, overrides: dict) -> tuple[LMTrainConfig, list[str]]:
+    """The saved run's config with ``overrides`` applied, and a line per setting they changed.
+
+    Only the fields in RESUMABLE_OVERRIDES may differ from the saved run: anything else would make
+    the continued run a different one, so it is refused, naming the field and both values."""
     fields = {f.name for f in dataclasses.fields(LMTrainConfig)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"resume: unknown settings {unknown}")
     merged = {k: v for k, v in saved.items() if k in fields}
-    for name in RESUMABLE_OVERRIDES:
-        merged[name] = getattr(given, name)
-    return LMTrainConfig(**merged)
+    defaults = LMTrainConfig(**merged)  # fills fields that older runs did not save
+    current = dataclasses.asdict(defaults)
+    refused = [f"{k} (saved {current[k]!r}, given {v!r})" for k, v in overrides.items()
+               if k not in RESUMABLE_OVERRIDES and v != current[k]]
+    if refused:
+        raise ValueError(f"a resumed run keeps the settings it was started with; it cannot change {', '.join(refused)}")
+    changes = [f"{k}: {current[k]!r} -> {v!r}" for k, v in overrides.items()
+               if k != "out" and v != current[k]]
+    return LMTrainConfig(**{**current, **overrides}), changes
 
 
-def load_lm(folder: str | Path):
-    """(model, tokenizer, metadata) of a trained language model's output folder."""
+@dataclass
+class _SavedRun:
+    """What ``LMTrainer.resume`` read from a run folder, handed to the constructor in one piece."""
+
+    tokenizer: object
+    arrays: dict
+    opt_state: dict
+    state: dict
+    log: list[dict]
+    changes: list[str]
+
+
+def check_new_run_folder(out: Path, force: bool) -> None:
+    """Refuse, before anything is written, an output folder a new run cannot use: a file, a folder holding
+    another run (unless ``force``), or one that cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"--out {out}: exists and is not a directory")
+    existing = [name for name in RUN_FILES if (out / name).exists()]
+    if existing and not force:
+        raise CheckpointError(f"--out {out}: holds another run ({', '.join(existing)}); use --resume to continue it, "
+                              f"--force to replace it, or another --out")
+    check_destination(out / LOG_FILE)
+
+
+def start_run_folder(out: Path, tokenizer) -> None:
+    """Create the folder of a new run: the previous run's files (only with ``force``) go first, so that no
+    stale checkpoint outlives the run it belonged to."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    tokenizer.save(out / TOKENIZER_FILE)
+    _write_log(out / LOG_FILE, [])
+
+
+def check_corpus_fits(corpus: TextCorpus, block_size: int) -> None:
+    """Both splits must hold at least one window of ``block_size + 1`` tokens, or training cannot draw a batch."""
+    total = len(corpus.train) + len(corpus.val)
+    for split, ids in (("training", corpus.train), ("validation", corpus.val)):
+        if len(ids) < block_size + 1:
+            raise DatasetError(f"{corpus.name}: {total} tokens in all, {len(ids)} in its {split} split: too few for "
+                               f"one window of {block_size} + 1 tokens (use more text or a smaller --block-size)")
+
+
+def load_lm(folder: str | Path, verify: bool = True):
+    """(model, tokenizer, metadata) of a trained language model's output folder; ``verify`` checks the weights'
+    content hashes."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint folder (expected the --out folder of ember train gpt)")
-    model, meta = load_model(folder / MODEL_FILE)
+    model, meta = load_model(folder / MODEL_FILE, verify)
     tokenizer = load_tokenizer(folder / TOKENIZER_FILE)
     if tokenizer.vocab_size != model.config.vocab_size:
         raise CheckpointError(f"{folder}: tokenizer.json has {tokenizer.vocab_size} ids but the model "
@@ -265,12 +372,13 @@ def load_lm(folder: str | Path):
 
 
 def _read_log(path: Path, upto: int) -> list[dict]:
-    """The log's records up to iteration ``upto`` (what the saved state had seen)."""
+    """The log's records up to iteration ``upto`` (what the saved state had seen); a last line cut short by a
+    crash is dropped with a warning."""
     if not path.is_file():
         return []
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in records if r["iter"] <= upto]
+    records = read_jsonl(path, CheckpointError)
+    return [r for r in records if isinstance(r.get("iter"), int) and r["iter"] <= upto]
 
 
 def _write_log(path: Path, records: list[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+    write_text_atomic(path, "".join(dumps(r) + "\n" for r in records))

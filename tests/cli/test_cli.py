@@ -232,9 +232,9 @@ def test_train_without_data_returns_1_and_lists_folders(tmp_path, isolated_data,
     err = captured.err
     assert err.startswith("ember train: error: ")
     assert "cannot find train-images-idx3-ubyte" in err
-    for folder in (empty / "mnist", empty, isolated_data["env"] / "mnist", isolated_data["cache"] / "mnist",
-                   isolated_data["system"] / "mnist"):
+    for folder in (empty / "mnist", empty, isolated_data["cache"] / "mnist", isolated_data["system"] / "mnist"):
         assert f"  {folder}\n" in err, f"{folder} not listed in:\n{err}"
+    assert str(isolated_data["env"]) not in err  # an explicit --data-dir replaces $EMBER_DATA
     assert "Downloading is disabled" in err
     assert not isolated_data["cache"].exists() or not any(isolated_data["cache"].rglob("*"))  # nothing fetched
 

@@ -86,8 +86,9 @@ def test_generate_reports_missing_checkpoints_and_bad_prompts(tmp_path, text_fil
     capsys.readouterr()
     assert main(["generate", "--ckpt", str(out), "--prompt", "xyz"]) == 2
     assert "not in the vocabulary" in capsys.readouterr().err
-    assert main(["generate", "--ckpt", str(out), "--prompt", "ab", "--top-p", "1.5"]) == 2
-    assert "top_p" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "--ckpt", str(out), "--prompt", "ab", "--top-p", "1.5"])
+    assert exit_.value.code == 2 and "--top-p: expected a number in (0, 1], got 1.5" in capsys.readouterr().err
 
 
 def test_unknown_data_path_is_reported(tmp_path, capsys):

@@ -40,8 +40,13 @@ def test_bad_paths_and_arguments_are_named(tmp_path):
     with pytest.raises(DatasetError, match="not a known corpus"):
         read_documents(str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="no UTF-8 text files"):
+    with pytest.raises(DatasetError, match="no non-empty UTF-8 text files"):
         read_documents(str(tmp_path / "empty"))
+    (tmp_path / "empty" / "blank.txt").write_text("")
+    with pytest.raises(DatasetError, match="no non-empty UTF-8 text files"):
+        read_documents(str(tmp_path / "empty"))
+    with pytest.raises(DatasetError, match="blank.txt: the file is empty"):
+        read_documents(str(tmp_path / "empty" / "blank.txt"))
     (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
     with pytest.raises(DatasetError, match="latin1.txt: not UTF-8"):
         read_documents(str(tmp_path / "latin1.txt"))

@@ -37,7 +37,7 @@ def test_resume_equals_uninterrupted_training_bit_for_bit(tmp_path, corpus_file,
     straight.run(progress=False)
     first = LMTrainer(LMTrainConfig(out=str(tmp_path / "b"), **kw))
     first.run(progress=False, until=14)  # "interrupted" after 14; the last save was at 12
-    resumed = LMTrainer(LMTrainConfig(out=str(tmp_path / "b"), **kw), resume=True)
+    resumed = LMTrainer.resume(tmp_path / "b")
     assert resumed.iter == 12
     resumed.run(progress=False)
     for (name, a), (_, b) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
@@ -50,7 +50,8 @@ def test_resume_equals_uninterrupted_training_bit_for_bit(tmp_path, corpus_file,
 def test_resumed_run_may_go_longer_but_keeps_its_schedule(tmp_path, corpus_file):
     cfg = LMTrainConfig(out=str(tmp_path / "r"), data=str(corpus_file), max_iters=6, **{**TINY, "eval_interval": 3})
     LMTrainer(cfg).run(progress=False)
-    longer = LMTrainer(LMTrainConfig(**{**cfg.__dict__, "max_iters": 9, "lr_decay_iters": None}), resume=True)
+    longer = LMTrainer.resume(cfg.out, {"max_iters": 9})
+    assert longer.resume_changes == ["max_iters: 6 -> 9"]
     assert longer.config.max_iters == 9 and longer.config.lr_decay_iters == 6
     assert longer.config.lr_at(8) == longer.config.min_lr
     longer.run(progress=False)
@@ -63,7 +64,7 @@ def test_a_corrupt_training_state_fails_clearly_and_leaves_the_model_alone(tmp_p
     state = tmp_path / "c" / STATE_FILE
     state.write_bytes(state.read_bytes()[:-100])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        LMTrainer(cfg, resume=True)
+        LMTrainer.resume(cfg.out)
     fresh = LMTrainer(LMTrainConfig(data=str(corpus_file), max_iters=6, **TINY))
     before = {k: v.numpy().copy() for k, v in fresh.model.state_dict().items()}
     from ember.io import load_train_state
@@ -90,7 +91,7 @@ def test_a_state_of_another_model_is_refused_before_anything_changes(tmp_path, c
 
 def test_resume_without_a_saved_run_is_a_clear_error(tmp_path, corpus_file):
     with pytest.raises(CheckpointError, match="no such training-state file"):
-        LMTrainer(LMTrainConfig(out=str(tmp_path / "nothing"), data=str(corpus_file), **TINY), resume=True)
+        LMTrainer.resume(tmp_path / "nothing")
 
 
 def test_learning_rate_schedule_is_nanogpts():
