@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .. import kernels
 from ..autograd import Function, crossed_saves
 from ..backend import special
+from ..kernels import activation as kernel_gelu
 from .util import quiet_float_errors, unbroadcast
 
 
@@ -494,6 +498,9 @@ class GELU(Function):
     def forward(ctx, a, approximate):
         xp = ctx.xp
         ctx.a, ctx.approximate = a, approximate
+        ctx.compiled = approximate != "tanh" and a.dtype == np.float32 and kernels.takes(a)
+        if ctx.compiled:  # one pass with a rational erf; backward recomputes Φ (ember/kernels/activation.py)
+            return kernel_gelu.gelu_forward(a)
         if approximate == "tanh":
             t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a))
             ctx.t = t
@@ -503,6 +510,8 @@ class GELU(Function):
 
     def backward(ctx, g):
         a = ctx.a
+        if ctx.compiled:
+            return kernel_gelu.gelu_backward(a, np.ascontiguousarray(g, dtype=a.dtype))
         if ctx.approximate == "tanh":
             t = ctx.t
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)

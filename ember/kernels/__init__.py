@@ -1,0 +1,100 @@
+"""Compiled fast paths (numba) for the fused element-wise work NumPy cannot do in one pass.
+
+A NumPy expression like ``g * (cdf + x * pdf)`` walks memory once per operator; a compiled loop
+does the whole expression per element in one pass, in registers. Each kernel here sits next to its
+NumPy reference, which stays the definition of what the kernel computes: tests compare the two, and
+``EMBER_KERNELS=numpy`` (or ``kernels.use("numpy")``) forces the reference everywhere, so CI runs
+both paths.
+
+Backends: ``"numba"`` (the default when numba is installed: ``pip install 'ember[fast]'``) and
+``"numpy"``. Kernels only take NumPy arrays; CuPy arrays (the GPU) always go to the reference path,
+which is written against the array module.
+
+Two traps found on the 2-core machines ember targets, both avoided in every kernel:
+
+- Python float literals are float64 inside numba: ``0.5 * x`` on a float32 ``x`` computes in float64
+  and stops the loop from vectorising. Constants are ``np.float32`` (or the input's dtype).
+- numba's default ``error_model="python"`` checks each division for zero to raise
+  ``ZeroDivisionError`` and blocks vectorisation; ``error_model="numpy"`` gives IEEE results.
+
+``parallel=True`` was measured and lost here: a 393k-element GELU took 7.9 ms over two threads
+against 0.57 ms on one (thread start-up and contention with OpenBLAS's workers). numba's ``exp``
+and ``tanh`` are scalar libm calls (PyPI's llvmlite is not built with Intel's SVML, so installing
+``icc_rt`` changes nothing: ``numba -s`` reports "SVML Operational: False"); kernels therefore take
+transcendentals from NumPy's vectorised ufuncs or use rational approximations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+BACKENDS = ("numba", "numpy")
+ENV = "EMBER_KERNELS"
+
+try:
+    import numba as _numba
+except ImportError:  # the `fast` extra is not installed: every kernel runs its NumPy reference
+    _numba = None
+
+
+def available() -> tuple[str, ...]:
+    """The backends this installation can run."""
+    return BACKENDS if _numba is not None else ("numpy",)
+
+
+def _initial_backend() -> str:
+    wanted = os.environ.get(ENV, "").strip().lower()
+    if not wanted:
+        return "numba" if _numba is not None else "numpy"
+    if wanted not in BACKENDS:
+        raise ValueError(f"${ENV}={wanted!r}: expected one of {', '.join(BACKENDS)}")
+    if wanted == "numba" and _numba is None:
+        raise ImportError(f"${ENV}=numba, but numba is not installed (pip install 'ember[fast]')")
+    return wanted
+
+
+_backend = _initial_backend()
+
+
+def backend() -> str:
+    """The backend kernels use now: ``"numba"`` or ``"numpy"``."""
+    return _backend
+
+
+def compiled() -> bool:
+    """True when the compiled kernels are in use."""
+    return _backend == "numba"
+
+
+@contextlib.contextmanager
+def use(name: str):
+    """Run the body with ``name``'s kernels (tests compare ``use("numpy")`` against ``use("numba")``)."""
+    global _backend
+    if name not in available():
+        raise ValueError(f"kernel backend {name!r} is not available here (available: {', '.join(available())})")
+    previous, _backend = _backend, name
+    try:
+        yield
+    finally:
+        _backend = previous
+
+
+def jit(fn):
+    """numba's ``njit`` with ember's settings (IEEE division, no Python error checks, cached to disk), or
+    ``None`` when numba is missing (callers then use the reference)."""
+    if _numba is None:
+        return None
+    return _numba.njit(error_model="numpy", cache=True, nogil=True)(fn)
+
+
+def takes(*arrays) -> bool:
+    """Whether the compiled path applies: numba on, and every array a C-contiguous float32/float64 NumPy array
+    of one dtype (CuPy arrays, other dtypes and strided views go to the reference)."""
+    if _backend != "numba":
+        return False
+    import numpy as np
+
+    dtype = arrays[0].dtype
+    return all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous for a in arrays) and \
+        dtype in (np.float32, np.float64)
