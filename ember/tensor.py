@@ -39,10 +39,16 @@ def _wrap(data, node) -> Tensor:
     t = object.__new__(Tensor)
     t.data = data
     t.grad = None
-    t.requires_grad = node is not None
+    t._requires_grad = node is not None
     t._node = node
     t._vbox = None
     return t
+
+
+def _no_graph(t: Tensor) -> Tensor:
+    """``t``'s data outside the graph, for a cast to integers or bool: such a result has no gradient (PyTorch's
+    does not require grad), and a gradient passed back through the rounding would be wrong."""
+    return _wrap(t.data, None)
 
 
 def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
@@ -51,7 +57,7 @@ def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
     fn.xp = _xp_of(inputs[0].data)
     record = False
     if _autograd._grad_enabled:
-        needs = tuple([t.requires_grad for t in inputs])
+        needs = tuple([t._requires_grad for t in inputs])  # the slot itself: cheaper than the property
         if True in needs:
             record = True
             fn.needs_input_grad = needs
@@ -170,7 +176,7 @@ class Tensor:
     # every view of it), whether a view (or a detached alias) of the memory was ever made, and the
     # write clock at the last write. It is made on first need (None: version 0, no view, never
     # written), so most op outputs never get one.
-    __slots__ = ("data", "grad", "requires_grad", "_node", "_vbox", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "_node", "_vbox", "__weakref__")
     __array_priority__ = 1000  # numpy_array * tensor -> Tensor.__rmul__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
@@ -178,7 +184,7 @@ class Tensor:
         self.grad = None
         self._node = None
         self._vbox = None
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -261,7 +267,8 @@ class Tensor:
     def to(self, *args, dtype=None, device=None) -> Tensor:
         """Move and/or cast: ``t.to('cuda')``, ``t.to(ember.float64)``, ``t.to('cpu', 'float64')``.
 
-        Differentiable: the gradient flows back across the cast and the copy.
+        Differentiable: the gradient flows back across the cast and the copy. A cast to integers or bool
+        leaves the graph (its result does not require grad, as in PyTorch).
         """
         for arg in args:
             if isinstance(arg, backend.Device) or (isinstance(arg, str) and _is_device_name(arg)):
@@ -272,7 +279,7 @@ class Tensor:
         if dtype is not None:
             dt = backend.resolve_dtype(dtype)
             if dt != out.dtype:
-                out = apply(E.Cast, out, dtype=dt)
+                out = apply(E.Cast, out if dt.kind in _float_kinds else _no_graph(out), dtype=dt)
         if device is not None:
             dev = backend.device(device)
             if dev != out.device:
@@ -329,10 +336,19 @@ class Tensor:
     def requires_grad_(self, mode: bool = True) -> Tensor:
         if self._node is not None:
             raise RuntimeError("requires_grad_() is for leaf tensors; use .detach() to make a new leaf")
-        if mode and self.data.dtype.kind not in _float_kinds:
-            raise TypeError(f"only floating-point tensors can require gradients, not {self.dtype}")
-        self.requires_grad = bool(mode)
+        self.requires_grad = mode
         return self
+
+    def _set_requires_grad(self, mode: bool) -> None:
+        """Setter of ``requires_grad``: a gradient of an integer or bool tensor would be rounded, so it is refused."""
+        if mode and self.data.dtype.kind not in _float_kinds:
+            raise TypeError(f"only floating-point tensors can require gradients, not {self.dtype}; "
+                            "convert it first, e.g. .float()")
+        self._requires_grad = bool(mode)
+
+    # The getter is C-level (attrgetter), as cheap as a property can be; ``apply`` reads the slot directly.
+    requires_grad = property(operator.attrgetter("_requires_grad"), _set_requires_grad,
+                             doc="Whether ``backward`` computes a gradient for this tensor (floating point only).")
 
     @property
     def _version(self) -> int:
@@ -831,11 +847,11 @@ class Tensor:
         saves = cls.saves
         keeps_self = saves is None or 0 in saves or "inputs" in saves
         old = _wrap(self.data.copy() if keeps_self else self.data, self._node)
-        old.requires_grad = self.requires_grad
+        old._requires_grad = self._requires_grad
         result = apply(cls, old, *others, **attrs)
         self._write(result.data, name)
         self._node = result._node
-        self.requires_grad = result.requires_grad
+        self._requires_grad = result._requires_grad
         return self
 
     def _write(self, values, name: str) -> None:

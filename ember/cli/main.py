@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits with status 2 on a usage error
     from ..data import DatasetError
     from ..io.checkpoint import CheckpointError
+    from ..text import TokenizerFileError
     from ..train import TrainingDiverged
 
     with warnings.catch_warnings():
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_usage(sys.stderr)
             print(f"ember {args.command}: error: {exc}", file=sys.stderr)
             return 2
-        except (UserError, DatasetError, CheckpointError, TrainingDiverged, OSError) as exc:
+        except (UserError, DatasetError, CheckpointError, TokenizerFileError, TrainingDiverged,
+                OSError) as exc:
             print(f"ember {args.command}: error: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:

@@ -213,6 +213,8 @@ def _pool_batch_last(maps: np.ndarray, size: int, kind: str) -> np.ndarray:
         return maps
     c, h, w, b = maps.shape
     hp, wp = h // size, w // size
+    if hp == 0 or wp == 0:
+        raise ValueError(f"pooling of size {size} is larger than the {h}x{w} feature maps: the output would be empty")
     out = None
     for i in range(size):
         for j in range(size):

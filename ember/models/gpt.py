@@ -188,7 +188,7 @@ class GPT(nn.Module):
         tr = self.transformer
         xp = backend.device_of(tr["wte"].weight.data).xp
         h, d = c.n_head, c.n_embd // c.n_head
-        x = tr["wte"].weight.data[ids] + tr["wpe"].weight.data[start : start + t]
+        x = F.embedding(ids, tr["wte"].weight).data + tr["wpe"].weight.data[start : start + t]  # ids checked
         mask = causal_mask_t(xp, start + t, t, offset=start, dtype=x.dtype)
         for layer, block in enumerate(tr["h"]):
             qkv = block.attn.c_attn(block.ln_1(Tensor(x))).data
@@ -208,10 +208,13 @@ class GPT(nn.Module):
         return self.lm_head(tr["ln_f"](Tensor(x))).data
 
     # -- sampling ---------------------------------------------------------------------------------
-    @no_grad()
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[int]:
         """Yield ``max_new_tokens`` sampled ids (batch 1) after the prompt ``idx``, one at a time.
+
+        ``idx``: a list of ids, or an array or Tensor of them (a (1, T) one is read as its T ids); each must
+        be an integer in [0, vocab_size). The prompt and the sampling arguments are checked when
+        ``generate`` is called, before any token is computed.
 
         temperature 0 is greedy; top-k keeps the k most likely tokens, top-p the smallest set whose
         probability reaches p. With the cache, decoding stops recomputing the past while the
@@ -221,11 +224,25 @@ class GPT(nn.Module):
         if temperature < 0 or (top_k is not None and top_k <= 0) or (top_p is not None and not 0 < top_p <= 1):
             raise ValueError(f"generate: need temperature >= 0, top_k > 0, 0 < top_p <= 1; got "
                              f"{temperature}, {top_k}, {top_p}")
+        tokens = self._prompt_ids(idx)
         self.eval()
-        rng = np.random.default_rng(seed)
-        tokens = [int(t) for t in np.asarray(idx.data if isinstance(idx, Tensor) else idx).reshape(-1)]
+        return self._sample(tokens, max_new_tokens, temperature, top_k, top_p, np.random.default_rng(seed), use_cache)
+
+    def _prompt_ids(self, idx) -> list[int]:
+        """A new list of the prompt's ids, each checked: an id of -1 would otherwise index the last embedding row."""
+        from ..text.checks import check_token_ids  # here: ember.text loads the regex module, which a model needs not
+
+        ids = idx.numpy() if isinstance(idx, Tensor) else idx
+        if isinstance(ids, np.ndarray):
+            ids = ids.reshape(-1)
+        tokens = list(check_token_ids(ids, self.config.vocab_size, "generate (prompt)"))
         if not tokens:
             raise ValueError("generate: the prompt needs at least one token")
+        return tokens
+
+    def _sample(self, tokens: list[int], max_new_tokens: int, temperature: float, top_k, top_p, rng,
+                use_cache: bool) -> Iterator[int]:
+        """The decoding loop of ``generate``, which appends to ``tokens``."""
         block = self.config.block_size
         cache = self.new_cache(1, block) if use_cache else None
         logits = None
@@ -236,8 +253,8 @@ class GPT(nn.Module):
                 else:
                     logits = self.forward_cached(np.array([tokens[-1:]]), cache)[0, -1]
             else:
-                context = np.array([tokens[-block:]])
-                logits = self.forward(context).data[0, -1]
+                with no_grad():  # per step, never across the yield: the caller keeps its own grad mode
+                    logits = self.forward(np.array([tokens[-block:]])).data[0, -1]
             nxt = sample_next(np.asarray(logits, dtype=np.float64), temperature, top_k, top_p, rng)
             tokens.append(nxt)
             if cache is not None and len(tokens) > block:

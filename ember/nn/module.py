@@ -188,6 +188,9 @@ class Module:
                 dtype = arg
         dev = None if device is None else backend.device(device)
         dt = backend.resolve_dtype(dtype)
+        if dt is not None and dt.kind not in "fc":
+            raise TypeError(f"{type(self).__name__}.to: only floating-point dtypes, got {dt}; integer or bool "
+                            "parameters cannot require gradients (as PyTorch's nn.Module.to)")
         for t in list(self.parameters()) + list(self.buffers()):
             data = t.data
             if dt is not None and data.dtype.kind == "f":

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import regex
 
+from .checks import TokenizerFileError, check_token_ids, describe, field, is_token_id
+
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _UNICODE_SPLIT = regex.compile(GPT2_PATTERN)
 # The same pattern for ASCII-only text, where \p{L} is [A-Za-z], \p{N} is [0-9] and \s is [\t\n\v\f\r ]
@@ -86,18 +88,16 @@ class ByteBPETokenizer:
 
     def __init__(self, merges: list[tuple[int, int]], special_tokens: list[str] | None = None,
                  pattern: str = GPT2_PATTERN):
-        self.merges = [tuple(m) for m in merges]
+        self.merges = _checked_merges(merges)
         self.pattern = pattern
-        self._split = regex.compile(pattern)
+        self._split = compile_pattern(pattern)
         self._ascii_split = _ASCII_SPLIT if pattern == GPT2_PATTERN else self._split
         self.ranks = {pair: i for i, pair in enumerate(self.merges)}
         self.vocab: list[bytes] = [bytes([b]) for b in range(256)]
         for a, b in self.merges:
-            if not (a < len(self.vocab) and b < len(self.vocab)):
-                raise ValueError(f"ByteBPETokenizer: merge ({a}, {b}) refers to a token not learned before it")
             self.vocab.append(self.vocab[a] + self.vocab[b])
         self.special_tokens = {}
-        for tok in special_tokens or []:
+        for tok in _checked_special_tokens(special_tokens):
             self.special_tokens[tok] = len(self.vocab) + len(self.special_tokens)
         self._special_bytes = {i: t.encode("utf-8") for t, i in self.special_tokens.items()}
         self._special_split = (regex.compile("(" + "|".join(regex.escape(t) for t in
@@ -121,7 +121,7 @@ class ByteBPETokenizer:
         if n_merges < 0:
             raise ValueError(f"ByteBPETokenizer.train: vocab_size {vocab_size} is smaller than the 256 bytes "
                              f"plus {len(special_tokens)} special tokens")
-        split = regex.compile(pattern)
+        split = compile_pattern(pattern)
         parts = [text]
         if special_tokens:  # special tokens never take part in merges
             parts = regex.split("|".join(regex.escape(t) for t in special_tokens), text)
@@ -273,11 +273,10 @@ class ByteBPETokenizer:
         return self._subset_splitters[allowed]
 
     def decode_bytes(self, ids) -> bytes:
-        vocab, special = self.vocab, self._special_bytes
-        try:
-            return b"".join(vocab[i] if i < len(vocab) else special[i] for i in map(int, ids))
-        except (IndexError, KeyError):
-            raise ValueError(f"decode: token id out of range [0, {self.vocab_size})") from None
+        """The bytes of ``ids`` (a list, 1-d array or Tensor of ints in [0, vocab_size))."""
+        ids = check_token_ids(ids, self.vocab_size, "ByteBPETokenizer.decode")
+        vocab, special, n = self.vocab, self._special_bytes, len(self.vocab)
+        return b"".join(vocab[i] if i < n else special[i] for i in ids)
 
     def decode(self, ids, errors: str = "replace") -> str:
         """The text of ``ids`` (an id sequence cut inside a UTF-8 character gets U+FFFD with 'replace')."""
@@ -295,7 +294,9 @@ class ByteBPETokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> ByteBPETokenizer:
-        return cls([tuple(m) for m in d["merges"]], d.get("special_tokens", []), d.get("pattern", GPT2_PATTERN))
+        return cls(field(d, "merges", list, "a list of [id, id] pairs"),
+                   field(d, "special_tokens", list, "a list of strings", []),
+                   field(d, "pattern", str, "a regular expression (a string)", GPT2_PATTERN))
 
     def save(self, path: str | os.PathLike) -> Path:
         from ..io.atomic import write_text_atomic
@@ -383,15 +384,108 @@ def _tie_break_ranks() -> list[int]:
 
 
 def load_tokenizer(path: str | os.PathLike):
-    """A tokenizer saved by ``save`` (byte-level BPE or characters), with a clear error for anything else."""
+    """A tokenizer saved by ``save`` (byte-level BPE or characters).
+
+    A file that is not one raises ``TokenizerFileError`` naming the file, the key and what was wrong
+    (a missing file: ``FileNotFoundError``). The whole structure is checked here, ids and pattern
+    included, so a tokenizer that loads encodes and decodes exactly.
+    """
     from .char import CharTokenizer
 
     path = Path(path)
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable tokenizer file: {exc}") from exc
+    d = _read_json_object(path)
     kinds = {"byte-bpe": ByteBPETokenizer, "char": CharTokenizer}
-    if d.get("type") not in kinds or d.get("version") != 1:
-        raise ValueError(f"{path}: unknown tokenizer type/version {d.get('type')!r}/{d.get('version')!r}")
-    return kinds[d["type"]].from_dict(d)
+    kind, version = d.get("type"), d.get("version")
+    if kind not in kinds or type(version) is not int or version != 1:
+        raise TokenizerFileError(f"{path}: unknown tokenizer type/version {kind!r}/{version!r} "
+                                 f"(expected type {' or '.join(map(repr, kinds))}, version 1)")
+    try:
+        return kinds[kind].from_dict(d)
+    except ValueError as exc:
+        raise TokenizerFileError(f"{path}: not a valid {kind} tokenizer file: {exc}") from None
+
+
+def _read_json_object(path: Path) -> dict:
+    """The JSON object in ``path``; FileNotFoundError (and other OS errors) pass through, naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TokenizerFileError(f"{path}: not a readable tokenizer file: byte {exc.start} is not UTF-8 "
+                                 "(a binary file?)") from None
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TokenizerFileError(f"{path}: not a readable tokenizer file: invalid JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise TokenizerFileError(f"{path}: not a readable tokenizer file: expected a JSON object with keys "
+                                 f"'type' and 'version', found {describe(d)}")
+    return d
+
+
+# A text with every kind of character a pre-tokenisation pattern meets: letters, digits, spaces, tabs, newlines,
+# punctuation and symbols, accented and combining letters, other scripts, emoji, no-break and wide spaces.
+PATTERN_PROBE = ("Hello, World! It's 42 o'clock... x=1+2*3; y_z=[a](b){c} \"q\" #$%&@^`|~\n"
+                 "\tTabs\t and  two  spaces\r\nÜbergrößenträger café e\u0301 Ñandú ½ ²\n"
+                 "東京 Ελληνικά русский עברית 🙂👍🏽 \u00a0nbsp\u2003em\u3000ideographic\n\n   ")
+
+
+def compile_pattern(pattern) -> regex.Pattern:
+    """``pattern`` (a pre-tokenisation regex) compiled, refused if its chunks drop any character.
+
+    ``encode`` keeps only what the pattern matches, so a pattern that skips characters (``"xyz"``
+    would turn "hello" into no ids at all) or has capture groups (``findall`` would return the groups)
+    is refused: its chunks of ``PATTERN_PROBE`` must put the probe back together exactly.
+    """
+    if not isinstance(pattern, str):
+        raise ValueError(f"pattern: expected a regular expression (a string), found {describe(pattern)}")
+    try:
+        split = regex.compile(pattern)
+    except regex.error as exc:
+        raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    if split.groups:
+        raise ValueError(f"pattern {pattern!r} has capture groups, whose text is all that pre-tokenisation would "
+                         "keep; make them non-capturing, (?:...)")
+    rebuilt = "".join(split.findall(PATTERN_PROBE))
+    if rebuilt != PATTERN_PROBE:
+        at = next((i for i, (a, b) in enumerate(zip(rebuilt, PATTERN_PROBE)) if a != b), len(rebuilt))
+        raise ValueError(f"pattern {pattern!r} does not cover the text: its chunks of a probe text lose "
+                         f"{PATTERN_PROBE[at]!r} at position {at} (a pre-tokenisation pattern must match every "
+                         "character, or encode drops them)")
+    return split
+
+
+def _checked_merges(merges) -> list[tuple[int, int]]:
+    """The merges as (int, int) pairs, each of two tokens that exist before it (bytes 0..255, earlier merges)."""
+    if isinstance(merges, (str, bytes)) or not isinstance(merges, (list, tuple)):
+        raise ValueError(f"merges: expected a list of [id, id] pairs, found {describe(merges)}")
+    pairs = []
+    for i, m in enumerate(merges):
+        if not (isinstance(m, (list, tuple)) and len(m) == 2 and is_token_id(m[0]) and is_token_id(m[1])):
+            raise ValueError(f"merges[{i}]: expected a pair of integer token ids, found {describe(m)}")
+        a, b = int(m[0]), int(m[1])
+        known = 256 + i
+        if not (0 <= a < known and 0 <= b < known):
+            raise ValueError(f"merges[{i}] ({a}, {b}) refers to a token not learned before it "
+                             f"(ids 0..{known - 1} exist at that point)")
+        pairs.append((a, b))
+    if len(set(pairs)) != len(pairs):
+        first: dict = {}
+        dup = next(i for i, p in enumerate(pairs) if first.setdefault(p, i) != i)
+        raise ValueError(f"merges[{dup}] {pairs[dup]} repeats merges[{first[pairs[dup]]}]")
+    return pairs
+
+
+def _checked_special_tokens(tokens) -> list[str]:
+    """The special tokens as a list of distinct non-empty strings (None: none)."""
+    if tokens is None:
+        return []
+    if isinstance(tokens, (str, bytes)) or not isinstance(tokens, (list, tuple)):
+        raise ValueError(f"special_tokens: expected a list of strings, found {describe(tokens)}")
+    for i, t in enumerate(tokens):
+        if not (isinstance(t, str) and t):
+            raise ValueError(f"special_tokens[{i}]: expected a non-empty string, found {describe(t)}")
+    if len(set(tokens)) != len(tokens):
+        first: dict = {}
+        dup = next(i for i, t in enumerate(tokens) if first.setdefault(t, i) != i)
+        raise ValueError(f"special_tokens[{dup}] {tokens[dup]!r} repeats special_tokens[{first[tokens[dup]]}]")
+    return list(tokens)

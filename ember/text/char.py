@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from .checks import check_token_ids, describe, field
+
 
 class CharTokenizer:
     """ids are positions in the sorted set of the training text's characters."""
@@ -13,8 +15,7 @@ class CharTokenizer:
     kind = "char"
 
     def __init__(self, chars: list[str]):
-        if len(set(chars)) != len(chars):
-            raise ValueError("CharTokenizer: duplicate characters in the vocabulary")
+        _check_chars(chars)
         self.chars = list(chars)
         self.index = {c: i for i, c in enumerate(self.chars)}
 
@@ -36,20 +37,34 @@ class CharTokenizer:
                              f"of {self.vocab_size} characters") from None
 
     def decode(self, ids) -> str:
-        try:
-            return "".join(self.chars[int(i)] for i in ids)
-        except IndexError:
-            raise ValueError(f"CharTokenizer.decode: id out of range [0, {self.vocab_size})") from None
+        """The text of ``ids`` (a list, 1-d array or Tensor of ints in [0, vocab_size))."""
+        ids = check_token_ids(ids, self.vocab_size, "CharTokenizer.decode")
+        return "".join(map(self.chars.__getitem__, ids))
 
     def to_dict(self) -> dict:
         return {"type": self.kind, "version": 1, "chars": self.chars}
 
     @classmethod
     def from_dict(cls, d: dict) -> CharTokenizer:
-        return cls(d["chars"])
+        return cls(field(d, "chars", list, "a list of one-character strings"))
 
     def save(self, path: str | os.PathLike) -> Path:
         from ..io.atomic import write_text_atomic
 
         write_text_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False))
         return Path(path)
+
+
+def _check_chars(chars) -> None:
+    """A vocabulary is a non-empty sequence of distinct one-character strings (an id is a position in it)."""
+    if isinstance(chars, str) or not isinstance(chars, (list, tuple)) or not chars:
+        raise ValueError(f"CharTokenizer: chars must be a non-empty list of one-character strings, "
+                         f"got {describe(chars)}")
+    for i, c in enumerate(chars):
+        if not (isinstance(c, str) and len(c) == 1):
+            raise ValueError(f"CharTokenizer: chars[{i}] must be a one-character string, got {describe(c)}")
+    if len(set(chars)) != len(chars):
+        first = {}
+        dup = next(i for i, c in enumerate(chars) if first.setdefault(c, i) != i)
+        raise ValueError(f"CharTokenizer: duplicate character {chars[dup]!r} in the vocabulary "
+                         f"(chars[{first[chars[dup]]}] and chars[{dup}])")

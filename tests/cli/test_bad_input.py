@@ -251,3 +251,12 @@ def test_eval_and_generate_refuse_damaged_weights_unless_no_verify(trained_run, 
         assert code == 1 and "model.safetensors: tensor" in err and "is corrupt" in err, err
         code, _, err = run([*argv, "--no-verify"], capsys)
         assert code == 0, err
+
+
+@pytest.mark.parametrize("content", ['[1, 2]', 'null', '{"type": "char"}', '\x00\x01binary'])
+def test_a_damaged_tokenizer_file_is_one_line_naming_it(trained_run, capsys, content):  # case 15
+    (trained_run / "tokenizer.json").write_text(content)
+    for argv in (["generate", "--ckpt", trained_run, "--prompt", "ab", "--max-new-tokens", "2"],
+                 ["eval", trained_run, "--max-tokens", "10"]):
+        code, _, err = run(argv, capsys)
+        assert code == 1 and "tokenizer.json" in err and "Traceback" not in err, err

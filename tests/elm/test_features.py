@@ -93,3 +93,12 @@ def test_standardize_and_chain():
     assert np.all((h.std(axis=0) > 0.99) | (h.std(axis=0) < 1e-3))
     chain = Chain(Standardize(RandomConv(4, 3, 2, seed=0)), RandomProjection(30, "relu", 1)).fit(X)
     assert chain(X).shape == (300, 30) and chain.out_dim == 30
+
+
+def test_pooling_larger_than_the_maps_is_an_error_not_empty_features():
+    from ember.elm.features import _pool_batch_last
+
+    maps = np.zeros((2, 4, 4, 3), np.float32)
+    assert _pool_batch_last(maps, 4, "avg").shape == (2, 1, 1, 3)
+    with pytest.raises(ValueError, match="pooling of size 5 is larger than the 4x4 feature maps"):
+        _pool_batch_last(maps, 5, "max")

@@ -104,6 +104,24 @@ def _floating(name: str, *tensors) -> None:
                             "convert it with .float()")
 
 
+def _check_output_size(name: str, sizes: tuple, out: tuple, advice: str, **settings) -> None:
+    """Refuse a convolution or pooling whose output would have a size below 1 on some axis.
+
+    The one check behind every op of this module (PyTorch: "Output size is too small" / "Kernel size
+    can't be greater than actual input size"); the message names the input size, every setting and
+    the computed output size.
+    """
+    if min(out) < 1:
+        shown = ", ".join(f"{key} {value}" for key, value in settings.items())
+        raise ValueError(f"{name}: input of size {sizes} gives an output of size {out} with {shown}; "
+                         f"the output size is too small ({advice})")
+
+
+def _shown_pads(pads: tuple) -> tuple:
+    """Per-axis (before, after) padding as the user wrote it: one number where both sides are equal."""
+    return tuple(a if a == b else (a, b) for a, b in pads)
+
+
 def _memo(check):
     """Cache a pure argument check by its arguments (shapes and settings), which repeat every training step.
 
@@ -177,9 +195,10 @@ def _conv_attrs(name, x_shape, w_shape, bias_shape, stride, padding, dilation, g
         raise ValueError(f"{name}: bias must have shape ({out_channels},) for weight {w_shape}, got {bias_shape}")
     pads = _conv_padding(name, padding, stride, dilation, kernel)
     sizes = x_shape[2:]
-    if any(n + a + b < d * (k - 1) + 1 for n, (a, b), d, k in zip(sizes, pads, dilation, kernel)):
-        raise ValueError(f"{name}: input {sizes} with padding {padding} is smaller than the kernel {kernel} "
-                         f"(dilation {dilation}); pad the input or use a smaller kernel")
+    out = tuple(C.conv_output_size(n, k, st, a + b, d) for n, k, st, (a, b), d in zip(sizes, kernel, stride, pads,
+                                                                                      dilation))
+    _check_output_size(name, sizes, out, "the padded input is smaller than the kernel; pad the input or use a "
+                       "smaller kernel", kernel=kernel, stride=stride, padding=_shown_pads(pads), dilation=dilation)
     if spatial == 1:
         stride, dilation, pads = (1,) + stride, (1,) + dilation, ((0, 0),) + pads
     return {"stride": stride, "padding": pads[0] + pads[1], "dilation": dilation, "groups": groups}
@@ -265,11 +284,9 @@ def _conv_transpose_attrs(name, x_shape, w_shape, bias_shape, stride, padding, o
         raise ValueError(f"{name}: bias must have shape ({out_channels},) for weight {w_shape} "
                          f"and groups={groups}, got {bias_shape}")
     sizes = x_shape[2:]
-    out_sizes = tuple(C.conv_transpose_output_size(*a) for a in zip(sizes, kernel, stride, padding, output_padding,
-                                                                    dilation))
-    if min(out_sizes) < 1:
-        raise ValueError(f"{name}: input {sizes} gives an output of size {out_sizes} with padding {padding}; "
-                         "reduce the padding")
+    out = tuple(C.conv_transpose_output_size(*a) for a in zip(sizes, kernel, stride, padding, output_padding, dilation))
+    _check_output_size(name, sizes, out, "reduce the padding", kernel=kernel, stride=stride, padding=padding,
+                       dilation=dilation, output_padding=output_padding)
     if spatial == 1:
         stride, padding, output_padding, dilation = ((1,) + stride, (0,) + padding, (0,) + output_padding,
                                                      (1,) + dilation)
@@ -340,11 +357,11 @@ def _pool_window_of(name, sizes, kernel_size, stride, padding, dilation, ceil_mo
     if spatial == 1:
         kernel, stride, padding, dilation = (1,) + kernel, (1,) + stride, (0,) + padding, (1,) + dilation
     out = tuple(P.pool_output_size(*a, ceil_mode) for a in zip(sizes, kernel, stride, padding, dilation))
-    if min(out) < 1:
-        shown = sizes[1:] if spatial == 1 else sizes
-        raise ValueError(f"{name}: input of size {shown} gives an output of size {out[-spatial:]} with kernel "
-                         f"{kernel[-spatial:]}, stride {stride[-spatial:]}, padding {padding[-spatial:]}, dilation "
-                         f"{dilation[-spatial:]}; the output size is too small")
+    last = slice(-spatial, None)  # the user's axes, without the row that 1-D pooling adds
+    advice = "use a smaller kernel or more padding" + ("" if ceil_mode else ", or ceil_mode=True")
+    _check_output_size(name, sizes[last], out[last], advice,
+                       kernel=kernel[last], stride=stride[last], padding=padding[last], dilation=dilation[last],
+                       ceil_mode=ceil_mode)
     return kernel, stride, padding, dilation
 
 
