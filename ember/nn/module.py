@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend
 from ..autograd import no_grad
 from ..tensor import Tensor, as_array
+from ..threads import maybe_rebalance
 
 
 class Parameter(Tensor):
@@ -293,6 +294,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
+        maybe_rebalance()  # BLAS threads follow the free cores (ember/threads.py); a clock read otherwise
         if not (self._forward_hooks or self._forward_pre_hooks):
             return self.forward(*args, **kwargs)
         for hook in list(self._forward_pre_hooks.values()):
