@@ -142,17 +142,32 @@ class GPT(nn.Module):
         b, t = ids.shape
         if t > self.config.block_size:
             raise ValueError(f"GPT: sequence of {t} tokens is longer than the context of {self.config.block_size}")
-        tr = self.transformer
-        pos = backend.device_of(tr["wpe"].weight.data).xp.arange(t)
-        x = tr["drop"](tr["wte"](ids) + tr["wpe"](pos))
-        for block in tr["h"]:
-            x = block(x)
-        logits = self.lm_head(tr["ln_f"](x))
+        x = self._hidden(ids)
+        logits = self.lm_head(self.transformer["ln_f"](x))
         if targets is None:
             return logits
         tgt = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
         loss = F.cross_entropy(logits.reshape(b * t, -1), tgt.reshape(-1), ignore_index=-1)
         return logits, loss
+
+    def _hidden(self, ids: np.ndarray) -> Tensor:
+        """The last block's output (B, T, C) for ids (B, T), before the final LayerNorm."""
+        tr = self.transformer
+        pos = backend.device_of(tr["wpe"].weight.data).xp.arange(ids.shape[1])
+        x = tr["drop"](tr["wte"](ids) + tr["wpe"](pos))
+        for block in tr["h"]:
+            x = block(x)
+        return x
+
+    def last_logits(self, ids) -> Tensor:
+        """Logits (B, V) of the last position only, as nanoGPT's inference forward: the final LayerNorm
+        and the head run on one row per sequence instead of T."""
+        ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+        if ids.shape[1] > self.config.block_size:
+            raise ValueError(f"GPT: sequence of {ids.shape[1]} tokens is longer than the context of "
+                             f"{self.config.block_size}")
+        x = self._hidden(ids)
+        return self.lm_head(self.transformer["ln_f"](x[:, -1]))
 
     def configure_optimizer(self, lr: float, weight_decay: float, betas=(0.9, 0.95)):
         """AdamW with weight decay on every parameter with ≥ 2 dimensions (matmul weights, embeddings)
@@ -254,7 +269,7 @@ class GPT(nn.Module):
                     logits = self.forward_cached(np.array([tokens[-1:]]), cache)[0, -1]
             else:
                 with no_grad():  # per step, never across the yield: the caller keeps its own grad mode
-                    logits = self.forward(np.array([tokens[-block:]])).data[0, -1]
+                    logits = self.last_logits(np.array([tokens[-block:]])).data[0]
             nxt = sample_next(np.asarray(logits, dtype=np.float64), temperature, top_k, top_p, rng)
             tokens.append(nxt)
             if cache is not None and len(tokens) > block:

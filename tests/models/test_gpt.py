@@ -209,3 +209,16 @@ def test_the_torch_twin_can_draw_nanogpts_own_initial_weights(torch):
     assert a.lm_head.weight is a.transformer.wte.weight
     residual = a.transformer.h[0].mlp.c_proj.weight.std().item()
     assert residual < 0.02 / math.sqrt(2 * 3) * 1.5 < 0.02 * 0.8
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_last_logits_equal_the_full_forwards_last_position(dtype, tol):
+    ember.manual_seed(0)
+    model = GPT(GPTConfig(block_size=32, vocab_size=65, n_layer=2, n_head=4, n_embd=32)).to(dtype=dtype).eval()
+    ids = np.random.default_rng(0).integers(0, 65, (3, 20))
+    full = model(ids).numpy()[:, -1]
+    last = model.last_logits(ids).numpy()
+    assert last.shape == (3, 65)
+    np.testing.assert_allclose(last, full, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="longer than the context of 32"):
+        model.last_logits(np.zeros((1, 33), np.int64))
