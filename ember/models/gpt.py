@@ -20,6 +20,9 @@ import numpy as np
 from .. import backend, nn
 from ..autograd import no_grad
 from ..nn import functional as F
+from ..ops import elementwise as E
+from ..ops import linalg as L
+from ..ops import nn as N
 from ..ops.attention import causal_mask_t, softmax_keys
 from ..tensor import Tensor
 
@@ -83,6 +86,26 @@ class Block(nn.Module):
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
+
+
+def _run(op, *arrays, **attrs):
+    """An op's forward on raw arrays, outside the graph: the decode loop's fast path. The same forward code
+    the layers run, without the Tensor wrapping, dtype checks and dispatch that dominate one-token steps."""
+    fn = op()
+    fn.xp = backend.device_of(arrays[0]).xp
+    return fn.forward(*arrays, **attrs)
+
+
+def _layer_norm(x, ln: nn.LayerNorm):
+    params = [p.data for p in (ln.weight, ln.bias) if p is not None]
+    return _run(N.LayerNorm, x, *params, ndim=len(ln.normalized_shape), eps=ln.eps,
+                has_weight=ln.weight is not None, has_bias=ln.bias is not None)
+
+
+def _linear(x, layer: nn.Linear):
+    if layer.bias is None:
+        return _run(L.Linear, x, layer.weight.data)
+    return _run(L.Linear, x, layer.weight.data, layer.bias.data)
 
 
 class KVCache:
@@ -204,9 +227,10 @@ class GPT(nn.Module):
         xp = backend.device_of(tr["wte"].weight.data).xp
         h, d = c.n_head, c.n_embd // c.n_head
         x = F.embedding(ids, tr["wte"].weight).data + tr["wpe"].weight.data[start : start + t]  # ids checked
-        mask = causal_mask_t(xp, start + t, t, offset=start, dtype=x.dtype)
+        # one new token attends to every cached key: no mask to build or add
+        mask = causal_mask_t(xp, start + t, t, offset=start, dtype=x.dtype) if t > 1 else None
         for layer, block in enumerate(tr["h"]):
-            qkv = block.attn.c_attn(block.ln_1(Tensor(x))).data
+            qkv = _linear(_layer_norm(x, block.ln_1), block.attn.c_attn)
             heads = qkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, t, D)
             kv = cache.kv[layer]
             kv[0, :, :, start : start + t] = heads[1]
@@ -214,13 +238,16 @@ class GPT(nn.Module):
             keys, values = kv[0, :, :, : start + t], kv[1, :, :, : start + t]
             st = keys @ heads[0].swapaxes(-1, -2)  # key-major scores (B, H, T_k, t)
             st *= 1.0 / math.sqrt(d)
-            st += mask
+            if mask is not None:
+                st += mask
             y = softmax_keys(xp, st).swapaxes(-1, -2) @ values  # (B, H, t, D)
             y = y.transpose(0, 2, 1, 3).reshape(b, t, c.n_embd)
-            x = x + block.attn.c_proj(Tensor(y)).data
-            x = x + block.mlp(block.ln_2(Tensor(x))).data
+            x = x + _linear(y, block.attn.c_proj)
+            mlp = block.mlp
+            hidden = _run(E.GELU, _linear(_layer_norm(x, block.ln_2), mlp.c_fc), approximate=mlp.gelu.approximate)
+            x = x + _linear(hidden, mlp.c_proj)
         cache.pos = start + t
-        return self.lm_head(tr["ln_f"](Tensor(x))).data
+        return _linear(_layer_norm(x, tr["ln_f"]), self.lm_head)
 
     # -- sampling ---------------------------------------------------------------------------------
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
