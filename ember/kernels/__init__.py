@@ -29,7 +29,10 @@ from __future__ import annotations
 import contextlib
 import os
 
+import numpy as np
+
 BACKENDS = ("numba", "numpy")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 ENV = "EMBER_KERNELS"
 
 try:
@@ -90,11 +93,14 @@ def jit(fn):
 
 def takes(*arrays) -> bool:
     """Whether the compiled path applies: numba on, and every array a C-contiguous float32/float64 NumPy array
-    of one dtype (CuPy arrays, other dtypes and strided views go to the reference)."""
+    of one dtype (CuPy arrays, other dtypes and strided views go to the reference). A plain loop: this runs
+    before every kernel call."""
     if _backend != "numba":
         return False
-    import numpy as np
-
     dtype = arrays[0].dtype
-    return all(type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous for a in arrays) and \
-        dtype in (np.float32, np.float64)
+    if dtype not in _FLOATS:
+        return False
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous:
+            return False
+    return True

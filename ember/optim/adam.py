@@ -1,17 +1,22 @@
-"""Adam and AdamW, updating parameters in place in ten whole-array passes.
+"""Adam and AdamW, updating parameters in place: one fused pass per parameter (``ember.kernels.optim``,
+numba) or, as the reference, ten whole-array NumPy passes.
 
 The moments are kept scaled, M = m/(1-β1) and V = v/(1-β2), so their updates are
 M ← β1·M + g and V ← β2·V + g², two and three passes instead of three and four; every
 constant of the step folds into two scalars. ``state_dict`` stores PyTorch's m and v.
 (Splitting the update over Python threads was measured and lost: a thread hand-off costs
-~70 µs here, a third of the whole update of a 200k-element weight.)
+~70 µs here, a third of the whole update of a 200k-element weight.) The kernel computes the
+reference's arithmetic per element, so both give the same bits; arrays it cannot take (CuPy, float16,
+strided, mixed dtypes, a gradient not shaped like its parameter) go to the reference.
 """
 
 from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..autograd import no_grad
+from ..kernels import optim as fused
 from .optimizer import Optimizer
 
 
@@ -55,24 +60,52 @@ class Adam(Optimizer):
     @no_grad()
     def step(self) -> None:
         for group in self.param_groups:
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            # Python floats: a NumPy float64 (from a schedule, say) would make the float32 passes compute in float64
+            lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+            b1, b2 = (float(b) for b in group["betas"])
+            constants = {}  # (t, dtype) -> the kernel's constants: a group's parameters usually share them
             for p, g, state in self._params_with_grad(group):
-                xp = p.device.xp
-                if "M" not in state or state["M"].shape != p.data.shape:  # new, or reshaped (KAN grid extension)
-                    state["step"] = 0
-                    state["M"] = xp.zeros_like(p.data)
-                    state["V"] = xp.zeros_like(p.data)
-                if "scratch" not in state or state["scratch"].shape != p.data.shape:
-                    state["scratch"] = xp.empty_like(p.data)
+                M, V = self._moments(p, state)
                 state["step"] += 1
                 t = state["step"]
+                # a gradient of another shape would make the kernel read out of bounds (the reference broadcasts it)
+                if g.shape == p.data.shape and kernels.takes(p.data, g, M, V):
+                    key = (t, p.data.dtype)
+                    if key not in constants:
+                        constants[key] = self._kernel_constants(p.data.dtype.type, lr, b1, b2, eps, wd, t)
+                    fused.adam(p.data, g, M, V, *constants[key])
+                    continue
+                if "scratch" not in state or state["scratch"].shape != p.data.shape:
+                    state["scratch"] = p.device.xp.empty_like(p.data)
                 if wd and not self.decoupled:
                     g = g + wd * p.data
-                # p -= lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps), rewritten for M and V:
-                s2 = math.sqrt((1.0 - b2) / (1.0 - b2**t))
-                step = lr * (1.0 - b1) / ((1.0 - b1**t) * s2)
-                decay = 1.0 - lr * wd if (wd and self.decoupled) else 1.0
-                _adam_update(p.data, g, state["M"], state["V"], state["scratch"], b1, b2, step, eps / s2, decay, xp)
+                _adam_update(p.data, g, M, V, state["scratch"], b1, b2, *self._step_scalars(lr, b1, b2, eps, wd, t),
+                             p.device.xp)
+
+    @staticmethod
+    def _moments(p, state) -> tuple:
+        """The scaled moments (M, V) of ``p``, zero for a new parameter or one whose shape changed (KAN grid
+        extension), whose step count then restarts."""
+        if "M" not in state or state["M"].shape != p.data.shape:
+            state["step"] = 0
+            state["M"] = p.device.xp.zeros_like(p.data)
+            state["V"] = p.device.xp.zeros_like(p.data)
+        return state["M"], state["V"]
+
+    def _step_scalars(self, lr, b1, b2, eps, wd, t) -> tuple[float, float, float]:
+        """(step, eps, decay) of ``_adam_update`` at step ``t``:
+        p -= lr/(1-b1^t) * m / (sqrt(v/(1-b2^t)) + eps), rewritten for M and V."""
+        s2 = math.sqrt((1.0 - b2) / (1.0 - b2**t))
+        step = lr * (1.0 - b1) / ((1.0 - b1**t) * s2)
+        decay = 1.0 - lr * wd if (wd and self.decoupled) else 1.0
+        return step, eps / s2, decay
+
+    def _kernel_constants(self, dtype, lr, b1, b2, eps, wd, t) -> tuple:
+        """``fused.adam``'s (b1, b2, step, eps, decay, wd) in the parameters' dtype, as NumPy rounds the Python
+        floats of the reference passes; wd is the L2 term of plain Adam, 0 for AdamW (whose decay is decoupled)."""
+        step, eps_t, decay = self._step_scalars(lr, b1, b2, eps, wd, t)
+        l2 = 0.0 if self.decoupled else wd
+        return dtype(b1), dtype(b2), dtype(step), dtype(eps_t), dtype(decay), dtype(l2)
 
     # PyTorch's m and v in the saved state, the scaled moments inside
     def state_dict(self) -> dict:

@@ -147,3 +147,15 @@ def test_kan_model_state_and_checkpoint_round_trip_with_an_adapted_grid(tmp_path
 def test_kan_flattens_images():
     model = KAN(widths=(16, 3, 2))
     assert model(ember.randn(5, 1, 4, 4)).shape == (5, 2)
+
+
+def test_refitted_coefficients_are_contiguous():
+    """A grid extension keeps spline_weight C-contiguous, so the compiled kernels (optimizer updates) apply."""
+    from ember.models import KAN, KANConfig
+
+    ember.manual_seed(0)
+    model = KAN(KANConfig(widths=(3, 4, 2), grid_size=5))
+    x = ember.tensor(np.random.default_rng(0).uniform(-1, 1, (50, 3)).astype(np.float32))
+    model.extend_grid(8, x)
+    for layer in model.layers:
+        assert layer.spline_weight.data.flags.c_contiguous

@@ -10,7 +10,7 @@ import pytest
 
 import ember
 import ember.nn.functional as F
-from ember import optim
+from ember import kernels, optim
 from ember.models import MLP, MLPConfig
 
 SHAPES = [(3, 4), (5,), (2, 3, 2)]
@@ -306,9 +306,16 @@ RESUME_CONFIGS = {
 }
 
 
+@pytest.fixture(params=kernels.available())
+def kernel_backend(request):
+    """Each backend the installation has (the fused numba kernels and the NumPy reference), one at a time."""
+    with kernels.use(request.param):
+        yield request.param
+
+
 @pytest.mark.parametrize("two_groups", [False, True], ids=["one_group", "two_groups"])
 @pytest.mark.parametrize("cls, kwargs", RESUME_CONFIGS.values(), ids=RESUME_CONFIGS.keys())
-def test_resume_is_bit_exact(cls, kwargs, two_groups):
+def test_resume_is_bit_exact(cls, kwargs, two_groups, kernel_backend):
     xs, ys = tiny_problem()
     straight, straight_opt = make_model_and_optimizer(cls, kwargs, two_groups)
     train_steps(straight, straight_opt, xs, ys, range(6))

@@ -160,7 +160,7 @@ class KANLinear(Module):
         coef = K.fit_coefficients(np, x64, old, new_knots, k, BS.is_uniform(new_knots))
         with no_grad():
             self._set_grid(new_knots)
-            self.spline_weight.data = backend.to_device(coef.astype(self.spline_weight.dtype),
+            self.spline_weight.data = backend.to_device(np.ascontiguousarray(coef, dtype=self.spline_weight.dtype),
                                                         self.spline_weight.device)
 
     @no_grad()
