@@ -19,6 +19,7 @@ the only L×S arrays saved (plus its dropout mask):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -28,11 +29,27 @@ from .util import unbroadcast
 
 
 def causal_mask_t(xp, tk: int, tq: int, offset: int = 0, dtype=None):
-    """Additive mask in key-major layout (tk, tq): 0 where key j <= query i + offset, -inf after."""
+    """Additive mask in key-major layout (tk, tq): 0 where key j <= query i + offset, -inf after.
+
+    NumPy masks are cached (read-only): every step of a training run or of uncached generation asks
+    for the same few shapes, and building one cost as much as the softmax it feeds."""
+    if xp is np:
+        return _cached_causal_mask(tk, tq, offset, np.dtype(dtype) if dtype is not None else np.dtype(np.float64))
+    return _causal_mask(xp, tk, tq, offset, dtype)
+
+
+def _causal_mask(xp, tk, tq, offset, dtype):
     j = xp.arange(tk)[:, None]
     i = xp.arange(tq)[None, :] + offset
     mask = xp.zeros((tk, tq), dtype=dtype)
     mask[j > i] = -xp.inf
+    return mask
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_causal_mask(tk: int, tq: int, offset: int, dtype: np.dtype) -> np.ndarray:
+    mask = _causal_mask(np, tk, tq, offset, dtype)
+    mask.flags.writeable = False
     return mask
 
 

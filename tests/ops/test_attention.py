@@ -127,3 +127,16 @@ def test_offset_mask_and_key_major_softmax():
     p = softmax_keys(np, st.copy())
     np.testing.assert_allclose(p.sum(axis=-2), 1.0)
     assert (p[:, 4, 0] == 0).all()
+
+
+def test_cached_causal_masks_are_read_only_and_exact():
+    from ember.ops.attention import _causal_mask, causal_mask_t
+
+    for tk, tq, offset, dtype in ((5, 5, 0, np.float32), (7, 3, 4, np.float64), (6, 1, 5, np.float32)):
+        mask = causal_mask_t(np, tk, tq, offset, dtype)
+        assert mask is causal_mask_t(np, tk, tq, offset, dtype) and mask.dtype == dtype
+        np.testing.assert_array_equal(mask, _causal_mask(np, tk, tq, offset, dtype))
+        j, i = np.arange(tk)[:, None], np.arange(tq)[None, :] + offset
+        assert np.array_equal(np.isinf(mask), j > i)
+        with pytest.raises(ValueError, match="read-only"):
+            mask += 1
