@@ -27,6 +27,7 @@ transcendentals from NumPy's vectorised ufuncs or use rational approximations.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import numpy as np
@@ -83,12 +84,18 @@ def use(name: str):
         _backend = previous
 
 
-def jit(fn):
+def jit(fn=None, *, reassoc: bool = False):
     """numba's ``njit`` with ember's settings (IEEE division, no Python error checks, cached to disk), or
-    ``None`` when numba is missing (callers then use the reference)."""
+    ``None`` when numba is missing (callers then use the reference).
+
+    ``reassoc=True`` lets LLVM reorder the function's float additions so that a sum loop vectorises: only
+    for float64 accumulators, where any order is as accurate (``kernels.norm``'s row sums: 14 µs against
+    50-60 µs for a strictly ordered loop). Usable as ``@jit`` or ``@jit(reassoc=True)``."""
+    if fn is None:
+        return functools.partial(jit, reassoc=reassoc)
     if _numba is None:
         return None
-    return _numba.njit(error_model="numpy", cache=True, nogil=True)(fn)
+    return _numba.njit(error_model="numpy", cache=True, nogil=True, fastmath={"reassoc"} if reassoc else False)(fn)
 
 
 def takes(*arrays) -> bool:

@@ -11,7 +11,11 @@ pull the gradient, and a mask that selects nothing gives 0. Loss weights (class 
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import kernels
 from ..autograd import Function
+from ..kernels import loss as loss_kernels
 from .activation import sigmoid_stable, softplus_stable
 from .util import unbroadcast
 
@@ -73,12 +77,17 @@ class CrossEntropy(Function):
     targets equal to ``ignore_index`` and entries where ``mask`` is false are left out.
     ``weight`` (C,) rescales each class, as PyTorch: with class indices 'mean' divides by the
     summed weights of the counted targets; with probabilities it divides by the number of rows.
+    With numba, class indices without class weights run in ``ember.kernels.loss`` (row passes
+    around NumPy's exp), and this NumPy code is its reference.
     """
 
     def forward(ctx, logits, *soft, target, reduction, label_smoothing, ignore_index, mask, weight=None):
         xp = ctx.xp
         shape = logits.shape
         z, classes = _to_rows(xp, logits)
+        if not soft and weight is None and z.size and target.size == len(z) and kernels.takes(z):
+            return _class_cross_entropy_compiled(ctx, z, classes, target, reduction, label_smoothing, ignore_index,
+                                                 mask, shape)
         m = z.max(axis=1, keepdims=True) if z.size else xp.zeros((len(z), 1), dtype=z.dtype)
         shifted = z - m
         p = xp.exp(shifted)
@@ -102,16 +111,7 @@ class CrossEntropy(Function):
             ctx.logp = shifted - log_s[:, None]
             value, scale = _reduce(loss, row_weight, reduction, empty=empty)
         else:
-            t = target.reshape(-1)
-            valid = t != ignore_index
-            if mask is not None:
-                valid = valid & mask.reshape(-1).astype(bool)
-            t = xp.where(valid, t, 0)
-            if t.size and (int(t.max()) >= classes or int(t.min()) < 0):
-                raise IndexError(
-                    f"cross_entropy: target class out of range [0, {classes}) "
-                    f"(min {int(t.min())}, max {int(t.max())})"
-                )
+            t, valid = _class_targets(xp, "cross_entropy", target, ignore_index, mask, classes)
             rows = xp.arange(t.size)
             ctx.t, ctx.rows = t, rows
             if weight is None:
@@ -144,6 +144,12 @@ class CrossEntropy(Function):
                     gq *= ctx.class_weight_soft
                 gq = _from_rows(xp, gq, ctx.shape)
             return _from_rows(xp, grad, ctx.shape), gq
+        if coef.ndim == 2 and kernels.takes(p, coef):  # one factor per row (always, with class indices)
+            grad = np.empty_like(p)
+            dtype = p.dtype.type
+            loss_kernels.cross_entropy_grad(p, ctx.t, coef.reshape(-1), dtype(1.0 - eps), dtype(eps / ctx.classes),
+                                            bool(eps), grad)
+            return _from_rows(xp, grad, ctx.shape)
         grad = p * coef
         rows, t = ctx.rows, ctx.t
         hit = coef[:, 0] if coef.ndim else coef
@@ -151,6 +157,39 @@ class CrossEntropy(Function):
         if eps:
             grad -= (eps / ctx.classes) * coef
         return _from_rows(xp, grad, ctx.shape)
+
+
+def _class_cross_entropy_compiled(ctx, z, classes, target, reduction, eps, ignore_index, mask, shape):
+    """``CrossEntropy.forward`` for class-index targets without class weights, with ``ember.kernels.loss``'s row
+    passes around NumPy's exp (z: C-contiguous float rows, not empty); saves what the same backward reads."""
+    xp, dtype = ctx.xp, z.dtype.type
+    t, valid = _class_targets(xp, "cross_entropy", target, ignore_index, mask, classes)
+    p = np.empty_like(z)
+    row_max = np.empty(len(z), dtype=z.dtype)
+    shifted_mean = np.empty(len(z), dtype=z.dtype) if eps else None
+    loss_kernels.shift_rows(z, p, row_max, shifted_mean)
+    np.exp(p, out=p)
+    loss = np.empty(len(z), dtype=z.dtype)
+    loss_kernels.softmax_and_loss(p, z, row_max, t, shifted_mean, dtype(1.0 - eps), dtype(eps), loss, dtype)
+    row_weight = valid.astype(z.dtype)
+    value, scale = _reduce(loss, row_weight, reduction, empty=_empty_value(mask))
+    ctx.t, ctx.rows, ctx.class_weight, ctx.class_weight_soft = t, xp.arange(t.size), None, None
+    ctx.p, ctx.weight, ctx.scale, ctx.eps, ctx.classes = p, row_weight, scale, eps, classes
+    ctx.shape, ctx.soft, ctx.saves = shape, False, ()
+    return _result(xp, value, reduction, z.dtype, _loss_shape(shape))
+
+
+def _class_targets(xp, name, target, ignore_index, mask, classes):
+    """Class-index targets as a flat array, with ignored (or masked-out) rows pointing at class 0, and the
+    boolean mask of the counted rows; an IndexError names a class outside [0, classes)."""
+    t = target.reshape(-1)
+    valid = t != ignore_index
+    if mask is not None:
+        valid = valid & mask.reshape(-1).astype(bool)
+    t = xp.where(valid, t, 0)
+    if t.size and (int(t.max()) >= classes or int(t.min()) < 0):
+        raise IndexError(f"{name}: target class out of range [0, {classes}) (min {int(t.min())}, max {int(t.max())})")
+    return t, valid
 
 
 def _weighted_class_loss(ctx, shifted, log_s, valid, weight, eps, classes):
@@ -220,15 +259,7 @@ class NLLLoss(Function):
     def forward(ctx, logp, *, target, reduction, ignore_index, mask, weight=None):
         xp = ctx.xp
         z, classes = _to_rows(xp, logp)
-        t = target.reshape(-1)
-        valid = t != ignore_index
-        if mask is not None:
-            valid = valid & mask.reshape(-1).astype(bool)
-        t = xp.where(valid, t, 0)
-        if t.size and (int(t.max()) >= classes or int(t.min()) < 0):
-            raise IndexError(
-                f"nll_loss: target class out of range [0, {classes}) (min {int(t.min())}, max {int(t.max())})"
-            )
+        t, valid = _class_targets(xp, "nll_loss", target, ignore_index, mask, classes)
         rows = xp.arange(t.size)
         row_weight = valid.astype(z.dtype)
         if weight is not None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
+from .. import kernels
 from ..autograd import Function
+from ..kernels import norm as norm_kernels
 
 
 class Softmax(Function):
@@ -84,26 +86,36 @@ class LayerNorm(Function):
     Inputs are ``x`` followed by the weight and the bias that are present, as
     ``has_weight``/``has_bias`` say. Rows are viewed as (N, D) and their means taken as
     matrix-vector products with a 1/D vector (BLAS), 35-40% faster than ``mean(axis=-1)`` on
-    GPT-sized rows of 128.
+    GPT-sized rows of 128. With numba, ``ember.kernels.norm`` does each row's forward (and
+    backward) in one pass instead, and this NumPy code is its reference.
     """
 
     def forward(ctx, x, *params, ndim, eps, has_weight, has_bias):
         xp = ctx.xp
         d = math.prod(x.shape[x.ndim - ndim:])
-        xhat, rstd, inv_d = _normalize_rows(xp, x.reshape(-1, d), eps)
+        rows = x.reshape(-1, d)
         weight = params[0] if has_weight else None
-        out = xhat * weight.reshape(-1) if has_weight else xhat.copy()
-        if has_bias:
-            out += params[-1].reshape(-1)
-        ctx.xhat, ctx.rstd, ctx.weight, ctx.inv_d = xhat, rstd, weight, inv_d
         ctx.has_bias, ctx.param_shape = has_bias, x.shape[x.ndim - ndim:]
         ctx.saves = (1,) if has_weight else ()  # backward reads the weight, if any
+        if kernels.takes(rows, *params):
+            bias = params[-1].reshape(-1) if has_bias else None
+            out, xhat, rstd = norm_kernels.normalize_rows(rows, eps, None if weight is None else weight.reshape(-1),
+                                                          bias)
+            inv_d = xp.full(d, 1.0 / d, dtype=rows.dtype)  # for the reference backward, should g not suit the kernel
+        else:
+            xhat, rstd, inv_d = _normalize_rows(xp, rows, eps)
+            out = xhat * weight.reshape(-1) if has_weight else xhat.copy()
+            if has_bias:
+                out += params[-1].reshape(-1)
+        ctx.xhat, ctx.rstd, ctx.weight, ctx.inv_d = xhat, rstd, weight, inv_d
         return out.reshape(x.shape)
 
     def backward(ctx, g):
         xp, xhat, weight, inv_d = ctx.xp, ctx.xhat, ctx.weight, ctx.inv_d
         needs = ctx.needs_input_grad
         g2 = g.reshape(xhat.shape)
+        if kernels.takes(g2, xhat, *(() if weight is None else (weight,))):
+            return _layer_norm_grads_compiled(ctx, g2, g.shape)
         gxhat = g2 * weight.reshape(-1) if weight is not None else g2
         grads = []
         if needs[0]:  # dx = rstd·(gxhat - mean(gxhat) - xhat·mean(gxhat·xhat))
@@ -122,13 +134,28 @@ class LayerNorm(Function):
         return tuple(grads)
 
 
+def _layer_norm_grads_compiled(ctx, g2, shape):
+    """LayerNorm's gradients from ``ember.kernels.norm`` (dx and the weight's and bias's column sums in one pass)."""
+    needs, weight, has_bias = ctx.needs_input_grad, ctx.weight, ctx.has_bias
+    dx, dweight, dbias = norm_kernels.normalized_rows_grad(
+        g2, ctx.xhat, ctx.rstd, None if weight is None else weight.reshape(-1), need_dx=needs[0],
+        need_weight=weight is not None and needs[1], need_bias=has_bias and needs[-1])
+    grads = [None if dx is None else dx.reshape(shape)]
+    if weight is not None:
+        grads.append(None if dweight is None else dweight.reshape(ctx.param_shape))
+    if has_bias:
+        grads.append(None if dbias is None else dbias.reshape(ctx.param_shape))
+    return tuple(grads)
+
+
 class GroupNorm(Function):
     """Normalise each (sample, group of channels) over its channels and positions, then scale and shift
     per channel.
 
     ``x`` is (N, C, *); the inputs after it are the weight (C,) and the bias (C,) that are present,
     as ``has_weight``/``has_bias`` say. Each (sample, group) is one row of the (N·G, C/G·S) view,
-    normalised as LayerNorm normalises its rows (means as BLAS matrix-vector products).
+    normalised as LayerNorm normalises its rows (means as BLAS matrix-vector products; with numba,
+    the rows' normalisation and its gradient run in ``ember.kernels.norm``).
     """
 
     def forward(ctx, x, *params, num_groups, eps, has_weight, has_bias):
@@ -142,7 +169,12 @@ class GroupNorm(Function):
             ctx.xhat = None
             return xp.empty_like(x)
         d = c // num_groups * positions
-        xhat, rstd, inv_d = _normalize_rows(xp, x.reshape(n * num_groups, d), eps)
+        rows = x.reshape(n * num_groups, d)
+        if kernels.takes(rows):  # the rows' normalisation only: the affine below is per channel, not per column
+            _, xhat, rstd = norm_kernels.normalize_rows(rows, eps, affine=False)
+            inv_d = xp.full(d, 1.0 / d, dtype=rows.dtype)  # for the reference backward, should g not suit the kernel
+        else:
+            xhat, rstd, inv_d = _normalize_rows(xp, rows, eps)
         x3 = xhat.reshape(n, c, positions)
         out = x3 * weight.reshape(c, 1) if has_weight else x3.copy()
         if has_bias:
@@ -161,10 +193,13 @@ class GroupNorm(Function):
                 grads[0] = xp.zeros_like(g)
             else:  # dx = rstd·(gxhat - mean(gxhat) - xhat·mean(gxhat·xhat)), per row
                 gxhat = (g3 * weight.reshape(c, 1) if weight is not None else g3).reshape(xhat.shape)
-                dx = xhat * ((gxhat * xhat) @ ctx.inv_d)[:, None]
-                dx += (gxhat @ ctx.inv_d)[:, None]
-                xp.subtract(gxhat, dx, out=dx)
-                dx *= ctx.rstd
+                if kernels.takes(gxhat, xhat):
+                    dx = norm_kernels.normalized_rows_grad(gxhat, xhat, ctx.rstd)[0]
+                else:
+                    dx = xhat * ((gxhat * xhat) @ ctx.inv_d)[:, None]
+                    dx += (gxhat @ ctx.inv_d)[:, None]
+                    xp.subtract(gxhat, dx, out=dx)
+                    dx *= ctx.rstd
                 grads[0] = dx.reshape(g.shape)
         if weight is not None:
             gw = None
