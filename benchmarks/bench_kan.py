@@ -4,14 +4,25 @@ The PyTorch KAN below is the same equation written the way efficient-kan writes 
 Cox–de Boor recursion on (batch, in, G+2k) tensors, differentiated by autograd, then two
 GEMMs). Both start from ember's initial weights and see the same batches. Measured in one run:
 
-* ms per training step (AdamW), batch 256: interleaved rounds, median of per-round ratios;
+* ms per training step (AdamW), batch 256: interleaved rounds of ember with its compiled kernels
+  (the default), ember on its NumPy reference path (``kernels.use("numpy")``, a twin from the same
+  initial weights) and PyTorch; each ratio to PyTorch is the median of per-round ratios;
 * ms per inference batch of 256: ember's training layer (no_grad), the baked model, PyTorch;
-* test accuracy after 3 epochs (AdamW lr 1e-3, weight decay 1e-4, cosine decay, batch 256);
+* test accuracy after 3 epochs (AdamW lr 1e-3, weight decay 1e-4, cosine decay, batch 256),
+  ember with its default kernels;
 * peak memory of one training step at batch 4,096: each framework in a fresh process, the
   rise of the resident set's high-water mark over the step (same method for both).
 
-Run:  EMBER_DATA=../shared/data python benchmarks/bench_kan.py [--epochs 3] [--update-readme]
-Writes benchmarks/results/kan.json and kan.md.
+With ``--load N`` only the timing rounds (training step and inference) run, beside N busy
+processes (pure-Python loops, killed at the end); the results go to kan_loaded.json, shown below
+the idle table.
+
+Full runs (on an otherwise idle 2-core machine: about 2 minutes; loaded, about 1 minute):
+  EMBER_DATA=../shared/data python benchmarks/bench_kan.py --update-readme
+  EMBER_DATA=../shared/data python benchmarks/bench_kan.py --load 2 --update-readme
+Options: [--epochs 3] [--rounds 9] [--memory-batch 4096] [--load N] [--out PATH]
+Writes benchmarks/results/kan.json and kan.md (kan_loaded.json and .md with --load), and the README
+table with --update-readme.
 """
 
 from __future__ import annotations
@@ -19,22 +30,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
+
 import ember.nn.functional as F
 from ember.data import image_classification
 from ember.kan import BakedKAN
 from ember.models import KAN
+from harness import (add_load_argument, background_load, describe_load, load_record, machine_info, machine_line,
+                     median_ratios, on_reference_path, publish, results_path)
 
 ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
 WIDTHS, GRID, ORDER, BATCH = (784, 64, 10), 5, 3, 256
 
 
@@ -93,19 +107,98 @@ def torch_runner(torch, net, lr, total):
     return step, (lambda x, y: (torch.from_numpy(x), torch.from_numpy(y)))
 
 
-def interleaved(fns, rounds, reps):
-    """Median ms per call of each fn, and each fn's median per-round ratio to the last one."""
-    for f in fns:
+def interleaved(fns: dict, rounds, reps):
+    """Each fn's ms per call in every round: the fns take turns, ``reps`` calls each, ``rounds`` times."""
+    for f in fns.values():  # warm-up (and the kernels' first-call compilation)
         f()
-    times = [[] for _ in fns]
+    times = {name: [] for name in fns}
     for _ in range(rounds):
-        for k, f in enumerate(fns):
+        for name, f in fns.items():
             start = time.perf_counter()
             for _ in range(reps):
                 f()
-            times[k].append((time.perf_counter() - start) / reps * 1e3)
-    ratios = [float(np.median(np.array(t) / np.array(times[-1]))) for t in times]
-    return [float(np.median(t)) for t in times], ratios
+            times[name].append((time.perf_counter() - start) / reps * 1e3)
+    return times
+
+
+def medians(times: dict) -> dict:
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def cycling(step, batches):
+    """A no-argument step that walks ``batches`` round and round."""
+    state = {"next": 0}
+
+    def run():
+        state["next"] = (state["next"] + 1) % len(batches)
+        step(*batches[state["next"]])
+
+    return run
+
+
+def train_step_times(torch, xtr, ytr, total, rounds) -> dict:
+    """ms per training step of ember (default kernels), its reference-path twin and PyTorch, in interleaved
+    rounds on four fixed batches, from throw-away models with the same initial weights."""
+    ember.manual_seed(0)
+    fast = KAN(widths=WIDTHS, grid_size=GRID, spline_order=ORDER)
+    ember.manual_seed(0)
+    reference = KAN(widths=WIDTHS, grid_size=GRID, spline_order=ORDER)
+    rng = np.random.default_rng(0)
+    idx = [rng.permutation(len(xtr))[:BATCH] for _ in range(4)]
+    steps = {}
+    for name, model in (("ember", fast), ("ember_reference_path", reference)):
+        step, to_batch = ember_runner(model, 1e-3, total)
+        steps[name] = cycling(step, [to_batch(xtr[i], ytr[i]) for i in idx])
+    steps["ember_reference_path"] = on_reference_path(steps["ember_reference_path"])
+    step, to_batch = torch_runner(torch, torch_kan(torch, fast), 1e-3, total)
+    steps["torch"] = cycling(step, [to_batch(xtr[i], ytr[i]) for i in idx])
+    return interleaved(steps, rounds, 5)
+
+
+def inference_times(torch, model, net, baked, x_inf, rounds) -> dict:
+    """ms per inference batch: ember's training layer under no_grad, the baked model, PyTorch."""
+    x_inf_e, x_inf_t = ember.from_numpy(x_inf), torch.from_numpy(x_inf)
+
+    def e_infer():
+        with ember.no_grad():
+            model(x_inf_e)
+
+    def t_infer():
+        with torch.no_grad():
+            net(x_inf_t)
+
+    return interleaved({"ember_layer": e_infer, "ember_baked": lambda: baked(x_inf), "torch": t_infer}, rounds, 10)
+
+
+def timing(torch, xtr, ytr, xte, total, rounds, load) -> tuple[dict, tuple]:
+    """The timing rounds (beside ``load`` busy processes) as the result's fields, and the accuracy run's
+    models (ember's KAN, its PyTorch twin, the baked model) with the inference batch."""
+    ember.manual_seed(0)
+    model = KAN(widths=WIDTHS, grid_size=GRID, spline_order=ORDER)
+    net = torch_kan(torch, model)
+    baked = BakedKAN.from_model(model)
+    x_inf = xte[:BATCH]
+    with background_load(load):
+        train = train_step_times(torch, xtr, ytr, total, rounds)
+        infer = inference_times(torch, model, net, baked, x_inf, rounds)
+        load_info = load_record(load)
+    ms, ratios = medians(train), median_ratios(train)
+    print(f"train step: ember {ms['ember']:.2f} ms, reference path {ms['ember_reference_path']:.2f} ms, torch "
+          f"{ms['torch']:.2f} ms; ratios {ratios['ember']:.3f} and {ratios['ember_reference_path']:.3f}", flush=True)
+    inf_ms, inf_ratios = medians(infer), median_ratios(infer)
+    print(f"inference: layer {inf_ms['ember_layer']:.2f} ms, baked {inf_ms['ember_baked']:.2f} ms, "
+          f"torch {inf_ms['torch']:.2f} ms", flush=True)
+    fields = {
+        "train_ms_per_step": {name: round(v, 3) for name, v in ms.items()},
+        "train_step_ratio": round(ratios["ember"], 3),
+        "train_step_ratio_reference_path": round(ratios["ember_reference_path"], 3),
+        "train_ember_over_reference_path": round(median_ratios(train, to="ember_reference_path")["ember"], 3),
+        "inference_ms_per_batch": {name: round(v, 3) for name, v in inf_ms.items()},
+        "inference_ratio_to_torch": {name: round(v, 3) for name, v in inf_ratios.items()},
+        "baked_vs_layer": round(inf_ms["ember_baked"] / inf_ms["ember_layer"], 3),
+        "load": load_info,
+    }
+    return fields, (model, net, baked, x_inf)
 
 
 def accuracy_ember(model, x, y):
@@ -162,73 +255,14 @@ def peak_memory(which: str, batch: int) -> int:
     return json.loads(out.stdout.strip().splitlines()[-1])["step_peak_bytes"]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--memory-batch", type=int, default=4096)
-    parser.add_argument("--out", default=str(RESULTS / "kan.json"))
-    parser.add_argument("--update-readme", action="store_true")
-    args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(2)
-    stats = (np.array([0.5], np.float32), np.array([0.5], np.float32))  # pixels to [-1, 1]
-    train, _ = image_classification("mnist", "train", args.data_dir, stats=stats)
-    test, _ = image_classification("mnist", "test", args.data_dir, stats=stats)
-    xtr, ytr = train.arrays[0].reshape(len(train), -1), train.arrays[1]
-    xte, yte = test.arrays[0].reshape(len(test), -1), test.arrays[1]
-    steps_per_epoch = -(-len(xtr) // BATCH)
-    total = max(args.epochs, 1) * steps_per_epoch
-
-    # speed: throw-away copies of both, fixed batches
-    ember.manual_seed(0)
-    probe = KAN(widths=WIDTHS, grid_size=GRID, spline_order=ORDER)
-    e_step, e_batch = ember_runner(probe, 1e-3, total)
-    t_step, t_batch = torch_runner(torch, torch_kan(torch, probe), 1e-3, total)
-    rng = np.random.default_rng(0)
-    idx = [rng.permutation(len(xtr))[:BATCH] for _ in range(4)]
-    eb = [e_batch(xtr[i], ytr[i]) for i in idx]
-    tb = [t_batch(xtr[i], ytr[i]) for i in idx]
-    counter = {"e": 0, "t": 0}
-
-    def e_train():
-        counter["e"] += 1
-        e_step(*eb[counter["e"] % 4])
-
-    def t_train():
-        counter["t"] += 1
-        t_step(*tb[counter["t"] % 4])
-
-    (ms_e, ms_t), (ratio, _) = interleaved([e_train, t_train], args.rounds, 5)
-    print(f"train step: ember {ms_e:.2f} ms, torch {ms_t:.2f} ms, ratio {ratio:.3f}", flush=True)
-
-    ember.manual_seed(0)
-    model = KAN(widths=WIDTHS, grid_size=GRID, spline_order=ORDER)
-    net = torch_kan(torch, model)
-    baked = BakedKAN.from_model(model)
-    x_inf = xte[:BATCH]
-    x_inf_e, x_inf_t = ember.from_numpy(x_inf), torch.from_numpy(x_inf)
-
-    def e_infer():
-        with ember.no_grad():
-            model(x_inf_e)
-
-    def t_infer():
-        with torch.no_grad():
-            net(x_inf_t)
-
-    (ms_layer, ms_baked, ms_tinf), (r_layer, r_baked, _) = interleaved(
-        [e_infer, lambda: baked(x_inf), t_infer], args.rounds, 10)
-    print(f"inference: layer {ms_layer:.2f} ms, baked {ms_baked:.2f} ms, torch {ms_tinf:.2f} ms", flush=True)
-
-    # accuracy after a few epochs, alternating one epoch of each on identical batches
+def accuracy_run(torch, model, net, xtr, ytr, xte, yte, epochs, total) -> dict:
+    """Train ember's KAN (default kernels) and its PyTorch twin, alternating one epoch of each on identical
+    batches; the result's epoch and accuracy fields."""
     e_step, e_batch = ember_runner(model, 1e-3, total)
     t_step, t_batch = torch_runner(torch, net, 1e-3, total)
     rng = np.random.default_rng(1)
     epoch_s, history = [[], []], []
-    for epoch in range(1, args.epochs + 1):
+    for epoch in range(1, epochs + 1):
         order = rng.permutation(len(xtr))
         batches = [order[i:i + BATCH] for i in range(0, len(xtr), BATCH)]
         for k, (step, to_batch) in enumerate(((e_step, e_batch), (t_step, t_batch))):
@@ -240,56 +274,93 @@ def main(argv=None) -> int:
         history.append({"epoch": epoch, "ember_test_accuracy": accs[0], "torch_test_accuracy": accs[1]})
         print(f"epoch {epoch}: ember {accs[0]:.2%} ({epoch_s[0][-1]:.1f} s), torch {accs[1]:.2%} "
               f"({epoch_s[1][-1]:.1f} s)", flush=True)
-
-    mem_e = peak_memory("ember", args.memory_batch)
-    mem_t = peak_memory("torch", args.memory_batch)
-    print(f"peak step memory at batch {args.memory_batch}: ember {mem_e / 2**20:.0f} MiB, "
-          f"torch {mem_t / 2**20:.0f} MiB", flush=True)
-
-    baked_path = RESULTS / ".kan-baked-probe.safetensors"
-    baked.save(baked_path)
-    round_trip = bool(np.array_equal(BakedKAN.load(baked_path)(x_inf), baked(x_inf)))
-    baked_path.unlink()
-    result = {
-        "benchmark": "bench_kan", "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__, "numpy": np.__version__, "widths": list(WIDTHS), "grid_size": GRID,
-        "spline_order": ORDER, "batch": BATCH,
-        "train_ms_per_step": {"ember": round(ms_e, 3), "torch": round(ms_t, 3)}, "train_step_ratio": round(ratio, 3),
-        "inference_ms_per_batch": {"ember_layer": round(ms_layer, 3), "ember_baked": round(ms_baked, 3),
-                                   "torch": round(ms_tinf, 3)},
-        "inference_ratio_to_torch": {"ember_layer": round(r_layer, 3), "ember_baked": round(r_baked, 3)},
-        "baked_vs_layer": round(ms_baked / ms_layer, 3),
-        "baked_round_trip_bit_identical": round_trip,
+    return {
         "seconds_per_epoch": {"ember": round(float(np.median(epoch_s[0])), 2),
                               "torch": round(float(np.median(epoch_s[1])), 2)},
         "test_accuracy": {"ember": history[-1]["ember_test_accuracy"], "torch": history[-1]["torch_test_accuracy"]},
-        "epochs": args.epochs, "history": history,
-        "peak_step_memory_bytes": {"batch": args.memory_batch, "ember": mem_e, "torch": mem_t},
+        "history": history,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(result)
-    meta = (f"Measured {result['date']} on {result['machine']}, PyTorch {torch.__version__} (2 threads); "
-            f"`python benchmarks/bench_kan.py` (results in `benchmarks/results/kan.json`).")
-    out.with_suffix(".md").write_text(meta + "\n\n" + table + "\n")
-    print(table)
-    if args.update_readme:
-        from readme import update_readme
 
-        update_readme("bench_kan", table, meta)
+
+def baked_round_trip(baked, x) -> bool:
+    """Whether the baked model saved and loaded again gives bit-identical outputs."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "kan-baked-probe.safetensors"
+        baked.save(path)
+        return bool(np.array_equal(BakedKAN.load(path)(x), baked(x)))
+
+
+def load_mnist(data_dir):
+    """MNIST as flat float32 rows in [-1, 1] and labels: (x_train, y_train, x_test, y_test)."""
+    stats = (np.array([0.5], np.float32), np.array([0.5], np.float32))  # pixels to [-1, 1]
+    train, _ = image_classification("mnist", "train", data_dir, stats=stats)
+    test, _ = image_classification("mnist", "test", data_dir, stats=stats)
+    return (train.arrays[0].reshape(len(train), -1), train.arrays[1], test.arrays[0].reshape(len(test), -1),
+            test.arrays[1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=None, help="accuracy epochs (default 3; 0 with --load)")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--memory-batch", type=int, default=4096)
+    add_load_argument(parser)
+    parser.add_argument("--out", default=None,
+                        help="default results/kan.json (results/kan_loaded.json with --load)")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args(argv)
+    if args.load and args.epochs:
+        parser.error(f"--load {args.load} with --epochs {args.epochs}: a loaded run times steps only; "
+                     "run the accuracy epochs without --load")
+    epochs = args.epochs if args.epochs is not None else (0 if args.load else 3)
+    import torch
+
+    torch.set_num_threads(2)
+    info = machine_info()
+    print(f"machine: {machine_line(info)}; busy processes: {args.load}", flush=True)
+    xtr, ytr, xte, yte = load_mnist(args.data_dir)
+    total = max(epochs, 1) * -(-len(xtr) // BATCH)
+    fields, (model, net, baked, x_inf) = timing(torch, xtr, ytr, xte, total, args.rounds, args.load)
+    result = {
+        "benchmark": "bench_kan", "date": time.strftime("%Y-%m-%d"), "machine": machine_line(info),
+        "machine_info": info, "busy_processes": args.load, "torch": torch.__version__, "numpy": np.__version__,
+        "torch_threads": torch.get_num_threads(), "widths": list(WIDTHS), "grid_size": GRID, "spline_order": ORDER,
+        "batch": BATCH, **fields,
+    }
+    if not args.load:
+        if epochs:
+            result.update(accuracy_run(torch, model, net, xtr, ytr, xte, yte, epochs, total))
+        result["epochs"] = epochs
+        mem_e = peak_memory("ember", args.memory_batch)
+        mem_t = peak_memory("torch", args.memory_batch)
+        print(f"peak step memory at batch {args.memory_batch}: ember {mem_e / 2**20:.0f} MiB, "
+              f"torch {mem_t / 2**20:.0f} MiB", flush=True)
+        result["peak_step_memory_bytes"] = {"batch": args.memory_batch, "ember": mem_e, "torch": mem_t}
+        result["baked_round_trip_bit_identical"] = baked_round_trip(baked, x_inf)
+    out = Path(args.out) if args.out else results_path("kan", args.load)
+    publish("bench_kan", result, out, args.load, render_idle, render_loaded, args.update_readme)
     return 0
+
+
+def reference_path_row(r) -> str:
+    """The training-step row of ember's reference path, or nothing for results from before it was timed."""
+    if "train_step_ratio_reference_path" not in r:
+        return ""
+    return (f"| training step, batch {r['batch']}, ember's reference path (ms) | "
+            f"{r['train_ms_per_step']['ember_reference_path']:.2f} | {r['train_ms_per_step']['torch']:.2f} | "
+            f"{r['train_step_ratio_reference_path']:.2f} |")
 
 
 def markdown(r) -> str:
     mb = 2**20
     mem = r["peak_step_memory_bytes"]
-    return "\n".join([
+    rows = [
         "| KAN [784, 64, 10], G=5, k=3 | ember | PyTorch (efficient-kan style) | ember/PyTorch |",
         "|---|---:|---:|---:|",
         f"| training step, batch {r['batch']} (ms) | {r['train_ms_per_step']['ember']:.2f} | "
         f"{r['train_ms_per_step']['torch']:.2f} | **{r['train_step_ratio']:.2f}** |",
+        reference_path_row(r),
         f"| inference, batch {r['batch']}, training layer (ms) | {r['inference_ms_per_batch']['ember_layer']:.2f} | "
         f"{r['inference_ms_per_batch']['torch']:.2f} | {r['inference_ratio_to_torch']['ember_layer']:.2f} |",
         f"| inference, batch {r['batch']}, baked model (ms) | {r['inference_ms_per_batch']['ember_baked']:.2f} | - | "
@@ -300,9 +371,37 @@ def markdown(r) -> str:
         f"{r['test_accuracy']['torch']:.2%} | |",
         f"| peak memory of a training step, batch {mem['batch']} (MiB) | {mem['ember'] / mb:.0f} | "
         f"{mem['torch'] / mb:.0f} | {mem['ember'] / max(mem['torch'], 1):.2f} |",
+    ]
+    return "\n".join(row for row in rows if row)
+
+
+def render_idle(r, path):
+    """The README's meta line and table, or None for a run without the accuracy epochs."""
+    if "test_accuracy" not in r:
+        return None
+    meta = (f"Measured {r['date']} on {r['machine']}, PyTorch {r['torch']} ({r.get('torch_threads', 2)} threads); "
+            f"`python benchmarks/bench_kan.py` (results in `{path}`).")
+    return meta, markdown(r)
+
+
+def render_loaded(r, path) -> str:
+    """The loaded run's timings: a sentence saying how it was measured, and a small table."""
+    n, ms, inf = r["busy_processes"], r["train_ms_per_step"], r["inference_ms_per_batch"]
+    return "\n".join([
+        f"Beside {describe_load(n)} (`python benchmarks/bench_kan.py --load {n}`, measured {r['date']} on "
+        f"{r['machine']}; ember's BLAS threads at the end: {r['load']['blas_threads_at_end']}; results in `{path}`):",
+        "",
+        "| KAN [784, 64, 10], beside a load | ember | ember reference path | PyTorch | ember/PyTorch | "
+        "reference path/PyTorch |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| training step, batch {r['batch']} (ms) | {ms['ember']:.2f} | {ms['ember_reference_path']:.2f} | "
+        f"{ms['torch']:.2f} | **{r['train_step_ratio']:.2f}** | {r['train_step_ratio_reference_path']:.2f} |",
+        f"| inference, batch {r['batch']}, training layer (ms) | {inf['ember_layer']:.2f} | | {inf['torch']:.2f} | "
+        f"{r['inference_ratio_to_torch']['ember_layer']:.2f} | |",
+        f"| inference, batch {r['batch']}, baked model (ms) | {inf['ember_baked']:.2f} | | - | "
+        f"{r['inference_ratio_to_torch']['ember_baked']:.2f} | |",
     ])
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())
