@@ -14,6 +14,9 @@ dense (..., n_inputs, G+k) array a GEMM wants:
 Outside [t_0, t_{G+2k}) every basis is 0, and between t_0 and lo (or hi and t_{G+2k}) only the
 tails that start inside remain (the sum is < 1): the Cox–de Boor convention of pykan and
 efficient-kan. On [lo, hi] the bases are non-negative and sum to 1. NaN or inf inputs raise.
+
+With numba, the scatter into the dense array and the backward's gather-and-sum each run as one
+compiled pass (``ember.kernels.bspline``); the local values stay NumPy's.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import functools
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
+from ..kernels import bspline as bspline_kernels
 
 
 @functools.cache
@@ -134,6 +139,8 @@ def local_general(xp, x, knots, k: int, derivative: bool = False):
 def scatter_local(xp, s, N, k: int, n_basis: int, lead: int = 0):
     """Dense (..., lead + n_basis) array with N[r] at column lead + s - k + r (the first ``lead``
     columns left zero for the caller); basis indices outside [0, n_basis) are dropped."""
+    if kernels.takes(N):
+        return bspline_kernels.scatter_local(s, N, k, n_basis, lead)
     shape = s.shape
     n, width = s.size, lead + n_basis
     out = xp.zeros(n * width + 1, dtype=N.dtype)  # the last slot swallows dropped writes
@@ -166,6 +173,14 @@ def gather_local(xp, dense, s, k: int):
     return out.reshape((k + 1,) + s.shape)
 
 
+def gather_local_dot(xp, dense, s, dN, k: int):
+    """Σ_r dense[..., s - k + r]·dN[r] (dropped basis indices count 0): the input gradient of the dense
+    bases ``dense`` (..., n_basis) through the local derivatives dN (k+1, ...)."""
+    if kernels.takes(dense, dN):
+        return bspline_kernels.gather_local_dot(dense, s, dN, k)
+    return (gather_local(xp, dense, s, k) * dN).sum(axis=0)
+
+
 def local_basis(xp, x, knots, k: int, uniform: bool, derivative: bool = False):
     """(s, N, dN) for x (..., n_inputs): local bases of each element's interval (see module doc)."""
     fn = local_uniform if uniform else local_general
@@ -193,4 +208,4 @@ class BSplineBasis(Function):
     def backward(ctx, g):
         xp, k = ctx.xp, ctx.k
         s, _, dN = local_basis(xp, ctx.x, ctx.knots, k, ctx.uniform, derivative=True)
-        return (gather_local(xp, g, s, k) * dN).sum(axis=0)
+        return gather_local_dot(xp, g, s, dN, k)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import functools
 
+from .. import kernels
 from ..autograd import Function
+from ..kernels import conv as conv_kernels
 
 # Output rows per chunk are chosen so a chunk's GEMM has about this many columns (ho·wo·N
 # positions): measured on LeNet-5's layers (2-core AMD EPYC, 1 MiB L2), 2-6k columns ran
@@ -116,7 +118,26 @@ class ConvGeometry:
         )
 
     def chunks(self, xp, xpad, with_ones):
-        """Yield (y0, y1, cols), cols ([G,] k [+1], (y1-y0)·wo·N); one buffer reused by every chunk."""
+        """Yield (y0, y1, cols), cols ([G,] k [+1], (y1-y0)·wo·N); one buffer reused by every chunk.
+
+        With numba, ``ember.kernels.conv.im2col`` fills each chunk in one compiled loop (the same copies).
+        """
+        if kernels.takes(xpad):
+            return self._compiled_chunks(xp, xpad, with_ones)
+        return self._reference_chunks(xp, xpad, with_ones)
+
+    def _compiled_chunks(self, xp, xpad, with_ones):
+        """``chunks`` through the kernel. Each chunk's columns are one contiguous (G, k [+1], m, wo·N) block
+        at the start of the buffer, so the last, shorter chunk reshapes without a copy too."""
+        rows, width = self.k + with_ones, self.wo * self.n
+        buf = xp.empty(self.groups * rows * self.rows * width, dtype=xpad.dtype)
+        for y0 in range(0, self.ho, self.rows):
+            m = min(self.rows, self.ho - y0)
+            cols = buf[: self.groups * rows * m * width].reshape(self.groups, rows, m, width)
+            conv_kernels.im2col(xpad, cols, y0, (self.kh, self.kw), self.stride, self.dilation)
+            yield y0, y0 + m, cols.reshape(self.lead + (rows, m * width))
+
+    def _reference_chunks(self, xp, xpad, with_ones):
         lead, k, width = self.lead, self.k, self.wo * self.n
         buf = xp.empty(lead + (k + with_ones, self.rows, width), dtype=xpad.dtype)
         if with_ones:
@@ -135,8 +156,12 @@ class ConvGeometry:
         """Add column gradients ([G,] k, m·wo·N) of output rows y0..y0+m back onto the padded input.
 
         Without groups the arrays lose their group axis: 4-d slice adds are measurably cheaper than
-        5-d ones, and LeNet-5's first convolution runs 350 of them per backward.
+        5-d ones, and LeNet-5's first convolution runs 350 of them per backward. With numba,
+        ``ember.kernels.conv.col2im`` does all the adds in one compiled loop, in the same order.
         """
+        if kernels.takes(gcols, gxpad):
+            conv_kernels.col2im(gcols, gxpad, y0, m, (self.kh, self.kw), self.stride, self.dilation, self.groups)
+            return
         (sh, sw), (dh, dw) = self.stride, self.dilation
         if self.groups == 1:
             blocks = gcols.reshape(self.kh, self.kw, self.cg, m, self.wo, self.n)

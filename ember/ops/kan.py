@@ -12,7 +12,7 @@ x), so no Cox–de Boor intermediate is ever stored.
 from __future__ import annotations
 
 from ..autograd import Function
-from .bspline import check_finite, gather_local, local_basis, scatter_local
+from .bspline import check_finite, gather_local_dot, local_basis, scatter_local
 from .elementwise import sigmoid
 
 
@@ -54,7 +54,7 @@ class KANLinear(Function):
             gx = (g2 @ ctx.base_weight) * (sig * (1 + x2 * (1 - sig)))  # silu'(x)
             _, _, dN = local_basis(xp, x2, ctx.knots, ctx.k, ctx.uniform, derivative=True)
             gbasis = (g2 @ ctx.coef2).reshape(-1, in_f, n_basis)
-            gx += (gather_local(xp, gbasis, ctx.s, ctx.k) * dN).sum(axis=0)
+            gx += gather_local_dot(xp, gbasis, ctx.s, dN, ctx.k)
             gx = gx.reshape(ctx.lead + (in_f,))
         if needs[1]:
             gwb = g2.T @ ctx.silu

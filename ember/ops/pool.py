@@ -5,7 +5,8 @@ view of their NCHW input, so each kernel offset is one strided view and each ste
 whole-array operation over the batch; they loop over kernel offsets only. Windows that reach
 past the input (padding, ``ceil_mode``) read a padded copy: -inf for max, 0 for average.
 Maxima keep PyTorch's tie rule: the first maximum of a window in row-major order gets the gradient.
-1-D pooling is 2-D pooling with a 1-row kernel.
+1-D pooling is 2-D pooling with a 1-row kernel. With numba, max pooling's forward and backward run
+as one compiled loop each (``ember.kernels.pool``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import functools
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
+from ..kernels import pool as pool_kernels
 from .conv import batch_last, padded_batch_last, window
 
 
@@ -63,6 +66,11 @@ def _lowest(xp, dtype):
     return -xp.inf if dtype.kind == "f" else xp.iinfo(dtype).min
 
 
+def _compiled(a) -> bool:
+    """Whether max pooling's kernels take the NCHW array ``a``: contiguous as batch-last or as NCHW."""
+    return kernels.takes(batch_last(a)) or kernels.takes(a)
+
+
 def _first_max(xp, views):
     """Running max over strided views, and the index of the first view that holds it (int8 while it fits)."""
     if len(views) == 1:
@@ -84,6 +92,11 @@ class MaxPoolPlan:
     path in two stages, columns then rows, each a few whole-array ops on strided views; ties keep
     the earlier column, then the earlier row: PyTorch's row-major first maximum. Other
     configurations track the running max over the kh·kw window offsets.
+
+    The state that backward reads is either the fast path's (col_idx, row_idx) pair or, from the
+    running max and from the compiled kernels, each maximum's window offset i·kw + j (C, ho, wo, N).
+    The kernels take float NumPy inputs that are C-contiguous either batch-last (what the
+    convolutions hand out) or as NCHW, which they first copy to batch-last (measured: still faster).
     """
 
     def __init__(self, x_shape, kernel, stride, padding, dilation, ceil_mode):
@@ -95,6 +108,9 @@ class MaxPoolPlan:
     def forward(self, xp, x):
         """(C, ho, wo, N) maxima and the state backward and ``flat_indices`` read."""
         geo = self.geo
+        if _compiled(x):
+            src = xp.ascontiguousarray(geo.source(xp, x, _lowest(xp, x.dtype)))
+            return pool_kernels.max_pool_forward(src, geo.kernel, geo.stride, geo.dilation, (geo.ho, geo.wo))
         if self.tiled:
             (kh, kw), ho, wo = geo.kernel, geo.ho, geo.wo
             crop = batch_last(x)[:, : ho * kh, : wo * kw]
@@ -106,8 +122,11 @@ class MaxPoolPlan:
 
     def backward(self, xp, g, state):
         geo = self.geo
+        tiled_state = isinstance(state, tuple)
+        if not tiled_state and _compiled(g):
+            return self._compiled_backward(xp, g, state)
         gl = batch_last(g)  # (C, ho, wo, N)
-        if self.tiled:
+        if tiled_state:
             col_idx, row_idx = state
             (kh, kw), ho, wo = geo.kernel, geo.ho, geo.wo
             exact = geo.h == ho * kh and geo.w == wo * kw
@@ -125,13 +144,27 @@ class MaxPoolPlan:
             view[...] += gl * (state == t)
         return geo.crop(gx)
 
+    def _compiled_backward(self, xp, g, offsets):
+        """``backward`` through ``ember.kernels.pool`` from the window offsets of the maxima."""
+        geo = self.geo
+        gl = xp.ascontiguousarray(batch_last(g))
+        if self.tiled:  # each input position in one window at most: written once, no zeros needed under windows
+            (kh, kw), ho, wo = geo.kernel, geo.ho, geo.wo
+            exact = geo.h == ho * kh and geo.w == wo * kw
+            gx = (xp.empty if exact else xp.zeros)((geo.c, geo.h, geo.w, geo.n), dtype=g.dtype)
+            pool_kernels.max_pool_backward_tiled(gl, offsets, gx, geo.kernel)
+            return gx.transpose(3, 0, 1, 2)
+        gx = geo.padded_zeros(xp, g.dtype)
+        pool_kernels.max_pool_backward_add(gl, offsets, gx, geo.kernel, geo.stride, geo.dilation)
+        return geo.crop(gx)
+
     def flat_indices(self, xp, state):
         """PyTorch's ``return_indices``: each maximum's position in its (H·W) input plane, (N, C, ho, wo) int64."""
         geo = self.geo
         (kh, kw), (sh, sw), (dh, dw) = geo.kernel, geo.stride, geo.dilation
         ys = xp.arange(geo.ho).reshape(1, -1, 1, 1)
         xs = xp.arange(geo.wo).reshape(1, 1, -1, 1)
-        if self.tiled:
+        if isinstance(state, tuple):
             col_idx, row_idx = state
             row = ys * kh + row_idx
             col = xs * kw + xp.take_along_axis(col_idx, row, axis=1)
