@@ -207,25 +207,10 @@ def test_non_finite_logits_spoil_only_their_rows(backend):
     assert_within_ulps(grad[finite], exact_grad, np.nan_to_num(grad_scale), 4, "grad")
 
 
-class CallCounter:
-    """Wraps a kernel function, counting calls."""
-
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.fn(*args)
-
-
 @pytest.fixture
-def counted(monkeypatch):
+def counted(count_calls):
     """The cross-entropy kernels wrapped in call counters: (forward's first pass, backward)."""
-    forward = CallCounter(loss_kernels.shift_rows)
-    backward = CallCounter(loss_kernels.cross_entropy_grad)
-    monkeypatch.setattr(loss_kernels, "shift_rows", forward)
-    monkeypatch.setattr(loss_kernels, "cross_entropy_grad", backward)
-    return forward, backward
+    return count_calls(loss_kernels, "shift_rows"), count_calls(loss_kernels, "cross_entropy_grad")
 
 
 def test_the_kernel_takes_class_indices_and_leaves_the_rest_to_the_reference(counted):

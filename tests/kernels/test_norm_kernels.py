@@ -161,25 +161,10 @@ def test_a_non_finite_value_spoils_only_its_own_row(backend):
     assert np.isfinite(out[[0, 3]]).all() and np.isfinite(dx[[0, 3]]).all()
 
 
-class CallCounter:
-    """Wraps a kernel function, counting calls."""
-
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *args):
-        self.calls += 1
-        return self.fn(*args)
-
-
 @pytest.fixture
-def counted(monkeypatch):
+def counted(count_calls):
     """The norm kernels wrapped in call counters: (forward, backward)."""
-    forward = CallCounter(norm_kernels.layer_norm_forward)
-    backward = CallCounter(norm_kernels.layer_norm_backward)
-    monkeypatch.setattr(norm_kernels, "layer_norm_forward", forward)
-    monkeypatch.setattr(norm_kernels, "layer_norm_backward", backward)
-    return forward, backward
+    return count_calls(norm_kernels, "layer_norm_forward"), count_calls(norm_kernels, "layer_norm_backward")
 
 
 def test_the_kernel_runs_only_on_the_numba_backend(counted):
