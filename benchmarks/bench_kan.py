@@ -45,8 +45,8 @@ import ember.nn.functional as F
 from ember.data import image_classification
 from ember.kan import BakedKAN
 from ember.models import KAN
-from harness import (add_load_argument, background_load, describe_load, load_record, machine_info, machine_line,
-                     median_ratios, on_reference_path, publish, results_path)
+from harness import (accuracy_epochs, add_load_argument, background_load, describe_load, load_record, machine_info,
+                     machine_line, median_ratios, on_reference_path, publish, results_path)
 
 ROOT = Path(__file__).resolve().parent
 WIDTHS, GRID, ORDER, BATCH = (784, 64, 10), 5, 3, 256
@@ -310,10 +310,7 @@ def main(argv=None) -> int:
                         help="default results/kan.json (results/kan_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.load and args.epochs:
-        parser.error(f"--load {args.load} with --epochs {args.epochs}: a loaded run times steps only; "
-                     "run the accuracy epochs without --load")
-    epochs = args.epochs if args.epochs is not None else (0 if args.load else 3)
+    epochs = accuracy_epochs(parser, args, default=3)
     import torch
 
     torch.set_num_threads(2)

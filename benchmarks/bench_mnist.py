@@ -42,8 +42,8 @@ import ember.nn.functional as F
 from ember import kernels
 from ember.data import image_classification
 from ember.models import build
-from harness import (add_load_argument, background_load, describe_load, load_record, machine_info, machine_line,
-                     median_ratios, publish, results_path)
+from harness import (accuracy_epochs, add_load_argument, background_load, describe_load, load_record, machine_info,
+                     machine_line, median_ratios, publish, results_path)
 
 RECIPES = {"mlp": {"batch_size": 128, "lr": 1e-3}, "lenet": {"batch_size": 64, "lr": 1e-3}}
 
@@ -316,10 +316,7 @@ def main(argv=None) -> int:
                         help="default results/mnist.json (results/mnist_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.load and args.epochs:
-        parser.error(f"--load {args.load} with --epochs {args.epochs}: a loaded run times steps only; "
-                     "run the accuracy epochs without --load")
-    epochs = args.epochs if args.epochs is not None else (0 if args.load else 10)
+    epochs = accuracy_epochs(parser, args, default=10)
     import torch
 
     torch.set_num_threads(2)

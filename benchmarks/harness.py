@@ -209,3 +209,12 @@ def add_load_argument(parser) -> None:
     parser.add_argument("--load", type=count, default=0, metavar="N",
                         help="run the timing rounds beside N busy processes (pure-Python loops) and write "
                              "results/<name>_loaded.json; 0: an idle machine")
+
+
+def accuracy_epochs(parser, args, default: int) -> int:
+    """The accuracy epochs to run: ``--epochs`` if given, else ``default`` idle and 0 beside a load (a loaded run
+    times steps only, so ``--load`` with ``--epochs`` is an error)."""
+    if args.load and args.epochs:
+        parser.error(f"--load {args.load} with --epochs {args.epochs}: a loaded run times steps only; "
+                     "run the accuracy epochs without --load")
+    return args.epochs if args.epochs is not None else (0 if args.load else default)
