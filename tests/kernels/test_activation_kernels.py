@@ -108,3 +108,12 @@ def test_float64_and_strided_inputs_take_the_reference():
     assert not kernels.takes(strided)
     with kernels.use("numba"):
         np.testing.assert_allclose(F.gelu(ember.tensor(strided)).numpy(), gelu64(strided), atol=4e-7)
+
+
+def test_the_table_exp_is_float32_accurate_over_its_whole_range():
+    t = np.concatenate([np.linspace(0, 20, 20001), [0.0, 0.125, 17.999, 18.0, np.inf, np.nan]]).astype(np.float32)
+    got = np.array([K._exp_neg_kernel(v) for v in t], np.float64)
+    want = np.exp(-t.astype(np.float64))
+    finite = np.isfinite(t) & (t < 18)
+    assert np.all(np.abs(got[finite] - want[finite]) <= 6e-8 + 2e-7 * want[finite])  # a few ulp
+    assert np.all(got[~finite | (t >= 18)] == 0.0) and np.all(want[t >= 18] < 1.6e-8)
