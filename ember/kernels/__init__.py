@@ -111,3 +111,17 @@ def takes(*arrays) -> bool:
         if type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous:
             return False
     return True
+
+
+def accepts(*arrays) -> bool:
+    """``takes`` without the layout condition, for kernels that copy their input into the layout they need
+    anyway (max pooling's): any strides, broadcast (zero-stride) gradients included."""
+    if _backend != "numba":
+        return False
+    dtype = arrays[0].dtype
+    if dtype not in _FLOATS:
+        return False
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype != dtype:
+            return False
+    return True

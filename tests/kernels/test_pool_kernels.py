@@ -163,12 +163,27 @@ def test_state_from_one_backend_feeds_the_others_backward():
         np.testing.assert_array_equal(from_fast_state, expected)
 
 
-def test_integers_and_strided_views_take_the_reference():
+def test_integers_take_the_reference_and_any_float_layout_the_kernel():
+    """The kernels copy their input batch-last, so strided inputs and broadcast (zero-stride) gradients such as
+    ``.sum().backward()``'s take them too; integer inputs stay on the reference."""
     values = np.random.default_rng(4).permutation(2 * 3 * 8 * 6).reshape(2, 3, 8, 6)
     strided = values.astype(np.float32)[:, :, ::2]  # (2, 3, 4, 6), neither layout contiguous
+    broadcast = np.broadcast_to(np.float32(1), (2, 3, 2, 3))
     with kernels.use("numba"):
-        assert not (kernels.takes(strided) or kernels.takes(strided.transpose(1, 2, 3, 0)))
+        assert not kernels.accepts(values) and kernels.accepts(strided) and kernels.accepts(broadcast)
         from_ints = F.max_pool2d(ember.tensor(values), 2).numpy()
         from_strided = F.max_pool2d(ember.tensor(strided), 2).numpy()
+
+    def grad():
+        x = ember.tensor(strided.copy(), requires_grad=True)
+        F.max_pool2d(x, 2).sum().backward()
+        return x.grad.numpy()
+
+    with kernels.use("numba"):
+        fast = grad()
+    with kernels.use("numpy"):
+        reference = grad()
     np.testing.assert_array_equal(from_ints, values.reshape(2, 3, 4, 2, 3, 2).max(axis=(3, 5)))
     np.testing.assert_array_equal(from_strided, values[:, :, ::2].reshape(2, 3, 2, 2, 3, 2).max(axis=(3, 5)))
+    np.testing.assert_array_equal(fast, reference)
+    assert fast.sum() == 2 * 3 * 2 * 3  # one 1 per window (distinct values: no ties)
