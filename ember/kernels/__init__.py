@@ -100,28 +100,24 @@ def jit(fn=None, *, reassoc: bool = False):
 
 def takes(*arrays) -> bool:
     """Whether the compiled path applies: numba on, and every array a C-contiguous float32/float64 NumPy array
-    of one dtype (CuPy arrays, other dtypes and strided views go to the reference). A plain loop: this runs
-    before every kernel call."""
-    if _backend != "numba":
-        return False
-    dtype = arrays[0].dtype
-    if dtype not in _FLOATS:
-        return False
-    for a in arrays:
-        if type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous:
-            return False
-    return True
+    of one dtype (CuPy arrays, other dtypes and strided views go to the reference). Runs before every kernel
+    call, so it is a plain loop."""
+    return _fit(arrays, True)
 
 
 def accepts(*arrays) -> bool:
     """``takes`` without the layout condition, for kernels that copy their input into the layout they need
     anyway (max pooling's): any strides, broadcast (zero-stride) gradients included."""
+    return _fit(arrays, False)
+
+
+def _fit(arrays, contiguous: bool) -> bool:
     if _backend != "numba":
         return False
     dtype = arrays[0].dtype
     if dtype not in _FLOATS:
         return False
     for a in arrays:
-        if type(a) is not np.ndarray or a.dtype != dtype:
+        if type(a) is not np.ndarray or a.dtype != dtype or (contiguous and not a.flags.c_contiguous):
             return False
     return True
