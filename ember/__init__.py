@@ -15,6 +15,8 @@ from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import (
     Device,
     bool_,
+    cuda_available,
+    default_device,
     device,
     float16,
     float32,
@@ -23,6 +25,7 @@ from .backend import (
     int32,
     int64,
     manual_seed,
+    set_default_device,
     set_default_dtype,
     uint8,
 )
@@ -52,9 +55,9 @@ from .tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "arange", "as_tensor", "backend", "bool_", "data", "device", "Device", "empty", "enable_grad", "eye", "float16",
+    "arange", "as_tensor", "backend", "bool_", "cuda_available", "data", "default_device", "device", "Device", "empty", "enable_grad", "eye", "float16",
     "float32", "float64", "from_numpy", "full", "full_like", "functions", "get_default_dtype", "int32", "int64", "io",
     "is_grad_enabled", "linspace", "manual_seed", "models", "nn", "no_grad", "ones", "ones_like", "optim", "rand",
-    "randint", "randn", "randperm", "set_default_dtype", "set_grad_enabled", "Tensor", "tensor", "train", "uint8",
+    "randint", "randn", "randperm", "set_default_device", "set_default_dtype", "set_grad_enabled", "Tensor", "tensor", "train", "uint8",
     "zeros", "zeros_like", *functions.__all__,
 ]

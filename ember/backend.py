@@ -13,14 +13,21 @@ import numpy as np
 
 
 class Device:
-    """Where a tensor's data lives: ``cpu`` (NumPy) or ``cuda[:N]`` (CuPy)."""
+    """Where a tensor's data lives: ``cpu`` (NumPy), ``cuda[:N]`` (CuPy) or a registered device.
 
-    __slots__ = ("type", "index", "xp")
+    ``xp`` is the array module that owns the device's arrays; ``to_host``/``from_host`` copy one array
+    off and onto it (``None`` on the CPU, which is the host).
+    """
 
-    def __init__(self, type: str, index: int | None, xp):
+    __slots__ = ("type", "index", "xp", "to_host", "from_host", "new_generator")
+
+    def __init__(self, type: str, index, xp, to_host=None, from_host=None, new_generator=None):
         self.type = type
         self.index = index
         self.xp = xp
+        self.to_host = to_host
+        self.from_host = from_host
+        self.new_generator = new_generator
 
     def __str__(self) -> str:
         return self.type if self.index is None else f"{self.type}:{self.index}"
@@ -36,13 +43,48 @@ class Device:
     def __hash__(self) -> int:
         return hash((self.type, self.index))
 
+    def __enter__(self) -> Device:
+        """``with ember.device('cuda'):`` makes new tensors (from Python or NumPy data) land here, as in PyTorch."""
+        _default_stack.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _default_stack.pop()
+
 
 CPU = Device("cpu", None, np)
 _cuda_devices: dict[int, Device] = {}
+_registered: dict[str, Device] = {}
+_default_stack: list[Device] = [CPU]
+
+
+def default_device() -> Device:
+    """Where new tensors built from host data go: the CPU unless ``set_default_device`` or ``with device(...)``."""
+    return _default_stack[-1]
+
+
+def set_default_device(spec) -> None:
+    """Make new tensors built from Python or NumPy data land on ``spec`` (``torch.set_default_device``)."""
+    _default_stack[0] = device(spec)
+
+
+def register_device(name: str, dev: Device) -> None:
+    """Make ``device(name)`` return ``dev`` (the test double ``cpu:other`` registers itself this way)."""
+    _registered[name.lower()] = dev
+
+
+def is_device_name(name: str) -> bool:
+    """Whether a string names a device (``to('cuda')``) rather than a dtype (``to('float64')``)."""
+    name = name.strip().lower()
+    return name in _registered or name.split(":")[0] in ("cpu", "cuda")
 
 
 def _import_cupy():
-    """Return the cupy module with a usable GPU, or raise a RuntimeError that says what is missing."""
+    """Return the cupy module with a usable GPU, or raise a RuntimeError that says what is missing.
+
+    CuPy's wheel imports on a machine without a GPU; only ``cupy.cuda.is_available()`` tells (any
+    allocation then raises ``CUDARuntimeError``), so the gate is that call, not the import.
+    """
     try:
         import cupy
     except ImportError as exc:
@@ -52,12 +94,22 @@ def _import_cupy():
             "or use device('cpu')."
         ) from exc
     try:
-        count = cupy.cuda.runtime.getDeviceCount()
+        usable = cupy.cuda.is_available()
     except Exception as exc:  # CUDA driver missing or broken
         raise RuntimeError(f"ember.device('cuda'): CuPy is installed but CUDA is unusable: {exc}") from exc
-    if count == 0:
-        raise RuntimeError("ember.device('cuda'): CuPy is installed but no CUDA GPU is visible.")
+    if not usable:
+        raise RuntimeError("ember.device('cuda'): CuPy is installed but no usable CUDA GPU is visible "
+                           "(cupy.cuda.is_available() is False).")
     return cupy
+
+
+def cuda_available() -> bool:
+    """Whether ``device('cuda')`` would work here (CuPy installed and a GPU visible); never raises."""
+    try:
+        _import_cupy()
+    except RuntimeError:
+        return False
+    return True
 
 
 def device(spec: str | Device = "cpu") -> Device:
@@ -66,43 +118,69 @@ def device(spec: str | Device = "cpu") -> Device:
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"ember.device: expected a string such as 'cpu' or 'cuda:0', got {spec!r}")
-    kind, _, idx = spec.strip().lower().partition(":")
+    name = spec.strip().lower()
+    if name in _registered:
+        return _registered[name]
+    kind, _, idx = name.partition(":")
     if kind == "cpu" and not idx:
         return CPU
     if kind == "cuda":
+        if idx and not idx.isdigit():
+            raise ValueError(f"ember.device: bad CUDA device {spec!r}; expected 'cuda' or 'cuda:N'")
         index = int(idx) if idx else 0
         if index not in _cuda_devices:
             cupy = _import_cupy()
             count = cupy.cuda.runtime.getDeviceCount()
             if index >= count:
                 raise RuntimeError(f"ember.device('{spec}'): only {count} CUDA device(s) are visible.")
-            _cuda_devices[index] = Device("cuda", index, cupy)
+            _cuda_devices[index] = _cuda_device(cupy, index)
         return _cuda_devices[index]
+    if name == "cpu:other":
+        raise ValueError("ember.device('cpu:other'): the test double is registered by `import ember.testing.device_double`")
     raise ValueError(f"ember.device: unknown device {spec!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def _cuda_device(cupy, index: int) -> Device:
+    def from_host(array):
+        with cupy.cuda.Device(index):
+            return cupy.asarray(array)
+
+    def new_generator(seed):
+        with cupy.cuda.Device(index):
+            return cupy.random.Generator(cupy.random.XORWOW(seed))
+
+    return Device("cuda", index, cupy, to_host=lambda a: a.get(), from_host=from_host, new_generator=new_generator)
 
 
 def device_of(array) -> Device:
     """The device that holds ``array``."""
-    if isinstance(array, (np.ndarray, np.generic)):
+    if type(array) is np.ndarray or isinstance(array, np.generic):
+        return CPU
+    registered = getattr(type(array), "ember_device", None)
+    if registered is not None:
+        return registered
+    if isinstance(array, np.ndarray):
         return CPU
     return device(f"cuda:{array.device.id}")
 
 
 def array_module(array):
-    """``numpy`` for host arrays, ``cupy`` for device arrays."""
-    if isinstance(array, (np.ndarray, np.generic)):
+    """``numpy`` for host arrays, ``cupy`` for device arrays (the registered module for other devices)."""
+    if type(array) is np.ndarray or isinstance(array, np.generic):
         return np
     return device_of(array).xp
 
 
 def to_device(array, dev: Device):
     """Copy ``array`` onto ``dev`` (no copy when it is already there)."""
-    if device_of(array) == dev:
+    source = device_of(array)
+    if source == dev:
         return array
-    if dev.type == "cpu":
-        return array.get()
-    with dev.xp.cuda.Device(dev.index):
-        return dev.xp.asarray(array)
+    if source.type == dev.type == "cuda":  # GPU to GPU without the host
+        with dev.xp.cuda.Device(dev.index):
+            return dev.xp.asarray(array)
+    host = array if source is CPU else source.to_host(array)
+    return host if dev is CPU else dev.from_host(host)
 
 
 # ----------------------------------------------------------------------------- dtypes
@@ -147,6 +225,9 @@ def special(xp):
         import scipy.special
 
         return scipy.special
+    registered = getattr(xp, "special", None)  # a registered device's own namespace (the test double's)
+    if registered is not None:
+        return registered
     import cupyx.scipy.special
 
     return cupyx.scipy.special
@@ -172,11 +253,8 @@ def generator(dev: Device = CPU):
     gen = _generators.get(dev)
     if gen is None:
         entropy = _seed if _seed is not None else np.random.SeedSequence().entropy
-        if dev.type == "cpu":
-            gen = np.random.Generator(np.random.PCG64(entropy))
-        else:
-            gen = dev.xp.random.Generator(dev.xp.random.XORWOW(entropy % 2**63))
-        _generators[dev] = gen
+        gen = _generators[dev] = new_generator(entropy % 2**63, dev) if dev.type != "cpu" else \
+            np.random.Generator(np.random.PCG64(entropy))
     return gen
 
 
@@ -184,4 +262,6 @@ def new_generator(seed: int | None, dev: Device = CPU):
     """A private generator (for a DataLoader's shuffling, say) that the global seed does not disturb."""
     if dev.type == "cpu":
         return np.random.Generator(np.random.PCG64(seed))
-    return dev.xp.random.Generator(dev.xp.random.XORWOW(seed))
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**63)
+    return dev.new_generator(seed)

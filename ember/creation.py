@@ -9,7 +9,7 @@ from .tensor import Tensor, _wrap, as_array
 
 
 def _dev(device) -> backend.Device:
-    return backend.CPU if device is None else backend.device(device)
+    return backend.default_device() if device is None else backend.device(device)
 
 
 def _float_dtype(dtype):
@@ -38,9 +38,9 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if isinstance(data, Tensor):
         data = data.data
     arr = as_array(data, dtype, device)
-    if arr is data or (hasattr(data, "__array_interface__") and np.shares_memory(arr, data)):
+    if arr is data or (type(arr) is type(data) and backend.array_module(arr).shares_memory(arr, data)):
         arr = arr.copy()
-    return Tensor(arr, requires_grad=requires_grad)
+    return Tensor(arr, device=backend.device_of(arr), requires_grad=requires_grad)  # placed: no default device
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

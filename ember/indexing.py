@@ -33,6 +33,8 @@ def index_part(part, xp):
         return arr
     if hasattr(part, "dtype") and getattr(part, "ndim", 0) > 0:
         _check_index_dtype(part)
+        if xp is not np and type(part) is np.ndarray:  # a host index into a device tensor moves (as in PyTorch)
+            part = xp.asarray(part)
     if isinstance(part, float):
         raise IndexError(f"only integers, slices, None, Ellipsis, boolean masks and integer tensors are valid "
                          f"indices, got the float {part}")

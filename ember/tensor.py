@@ -53,6 +53,11 @@ def _no_graph(t: Tensor) -> Tensor:
 
 def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
     """Run op ``cls`` on tensors ``inputs`` (and non-tensor ``attrs``), recording the graph if needed."""
+    if len(inputs) > 1:
+        kind = type(inputs[0].data)
+        for t in inputs:
+            if type(t.data) is not kind:
+                _refuse_mixed_devices(cls, inputs)
     fn = cls()
     fn.xp = _xp_of(inputs[0].data)
     record = False
@@ -98,6 +103,13 @@ def _share_version_if_view(view: Tensor, base: Tensor) -> None:
         view._vbox = box
 
 
+def _refuse_mixed_devices(cls, inputs):
+    devices = sorted({str(t.device) for t in inputs})
+    if len(devices) > 1:  # arrays of one device but different classes (a NumPy scalar, say) are fine
+        raise RuntimeError(f"ember.{cls.__name__.lower()}: operands on different devices ({', '.join(devices)}); "
+                           f"move them to one device with .to() first")
+
+
 def _describe_failure(cls, inputs, exc) -> str:
     operands = ", ".join(f"{tuple(t.shape)} {t.dtype} on {t.device}" for t in inputs)
     devices = {str(t.device) for t in inputs}
@@ -124,6 +136,8 @@ def as_array(data, dtype=None, device=None):
             arr = arr.astype(backend.get_default_dtype())
     if dtype is not None and arr.dtype != dtype:
         arr = arr.astype(dtype)
+    if device is None and type(arr) is _ndarray and backend._default_stack[-1] is not backend.CPU:
+        device = backend._default_stack[-1]  # host data under `with ember.device(...)`
     if device is not None:
         arr = backend.to_device(arr, backend.device(device))
     if isinstance(arr, np.generic):
@@ -271,7 +285,7 @@ class Tensor:
         leaves the graph (its result does not require grad, as in PyTorch).
         """
         for arg in args:
-            if isinstance(arg, backend.Device) or (isinstance(arg, str) and _is_device_name(arg)):
+            if isinstance(arg, backend.Device) or (isinstance(arg, str) and backend.is_device_name(arg)):
                 device = arg
             else:
                 dtype = arg
@@ -1205,10 +1219,6 @@ class _ToDevice(_autograd.Function):
 
     def backward(ctx, g):
         return backend.to_device(g, ctx.source)
-
-
-def _is_device_name(name: str) -> bool:
-    return name.split(":")[0].strip().lower() in ("cpu", "cuda")
 
 
 def _arg_reduce(data, name, axis, keepdims):

@@ -181,9 +181,7 @@ class Module:
     def to(self, *args, dtype=None, device=None) -> Module:
         """Move and/or cast parameters and floating buffers in place (keeps the same Parameter objects)."""
         for arg in args:
-            if isinstance(arg, backend.Device) or (
-                isinstance(arg, str) and arg.split(":")[0].lower() in ("cpu", "cuda")
-            ):
+            if isinstance(arg, backend.Device) or (isinstance(arg, str) and backend.is_device_name(arg)):
                 device = arg
             else:
                 dtype = arg

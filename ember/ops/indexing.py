@@ -11,6 +11,9 @@ one input (repeated indices, repeats, padding edges) they accumulate with ``add.
 
 from __future__ import annotations
 
+import numpy as np
+
+from .. import backend
 from ..autograd import Function
 from .util import unbroadcast
 
@@ -181,18 +184,32 @@ def _scatter_reduce(xp, a, where, src, reduce, include_self, counts=None):
         out[where] = fill
     if reduce in ("sum", "mean"):
         xp.add.at(out, where, src)
-    elif reduce == "prod":
-        xp.multiply.at(out, where, src)
-    elif reduce == "amax":
-        xp.maximum.at(out, where, src)
     else:
-        xp.minimum.at(out, where, src)
+        out = _exact_at(xp, {"prod": "multiply", "amax": "maximum", "amin": "minimum"}[reduce], out, where, src)
     if reduce == "mean":
         if out.dtype.kind in "fc":
             out /= counts
         else:  # PyTorch divides integers with floor rounding
             out = xp.floor_divide(out, counts.astype(out.dtype))
     return out
+
+
+def _exact_at(xp, ufunc: str, out, where, src):
+    """``xp.<ufunc>.at(out, where, src)``, exact on every device.
+
+    On an H200 with CuPy 14, ``cupy.maximum.at``/``minimum.at`` on float64 returned values off by ~1e-8
+    relative (not one of the inputs: the extremum went through a lower precision), which then broke the
+    backward's ``a == out`` test; ``cupy.multiply.at`` does not exist. Off the CPU these three therefore
+    run on a host copy (scatter_reduce 'prod'/'amax'/'amin' are rare; ``add.at`` stays on the device).
+    """
+    if xp is np:
+        getattr(np, ufunc).at(out, where, src)
+        return out
+    dev = backend.device_of(out)
+    host = [backend.to_device(x, backend.CPU) for x in (out, src, *where)]
+    result, host_src, host_where = host[0].copy(), host[1], tuple(host[2:])
+    getattr(np, ufunc).at(result, host_where, host_src)
+    return backend.to_device(result, dev)
 
 
 def _counts(xp, a, where, include_self):
