@@ -59,11 +59,19 @@ def _initial_backend() -> str:
 
 
 _backend = _initial_backend()
+# The reference was asked for (EMBER_KERNELS=numpy or use("numpy")), as opposed to numba merely missing: the
+# GPU's kernels (ember.kernels.cuda) need no numba and step aside only when asked.
+_reference_forced = os.environ.get(ENV, "").strip().lower() == "numpy"
 
 
 def backend() -> str:
     """The backend kernels use now: ``"numba"`` or ``"numpy"``."""
     return _backend
+
+
+def reference_forced() -> bool:
+    """True when the NumPy reference was asked for everywhere (``EMBER_KERNELS=numpy`` or ``use("numpy")``)."""
+    return _reference_forced
 
 
 def compiled() -> bool:
@@ -74,14 +82,15 @@ def compiled() -> bool:
 @contextlib.contextmanager
 def use(name: str):
     """Run the body with ``name``'s kernels (tests compare ``use("numpy")`` against ``use("numba")``)."""
-    global _backend
+    global _backend, _reference_forced
     if name not in available():
         raise ValueError(f"kernel backend {name!r} is not available here (available: {', '.join(available())})")
-    previous, _backend = _backend, name
+    previous = _backend, _reference_forced
+    _backend, _reference_forced = name, name == "numpy"
     try:
         yield
     finally:
-        _backend = previous
+        _backend, _reference_forced = previous
 
 
 def jit(fn=None, *, reassoc: bool = False):

@@ -25,6 +25,8 @@ import math
 import numpy as np
 
 from ..autograd import Function
+from ..kernels import cuda as cuda_kernels
+from ..kernels.cuda import softmax as cuda_softmax_kernels
 from .util import unbroadcast
 
 
@@ -58,6 +60,8 @@ def softmax_keys(xp, st, safe: bool = False):
 
     ``safe``: a query whose keys are all masked (-inf) gets zero probabilities, not nan.
     """
+    if cuda_kernels.takes(st):
+        return cuda_softmax_kernels.softmax_keys(st, safe)
     m = st.max(axis=-2, keepdims=True)
     if safe:
         m[~xp.isfinite(m)] = 0

@@ -28,6 +28,8 @@ import numpy as np
 from .. import kernels
 from ..autograd import Function
 from ..kernels import bspline as bspline_kernels
+from ..kernels import cuda as cuda_kernels
+from ..kernels.cuda import bspline as cuda_bspline_kernels
 
 
 @functools.cache
@@ -141,6 +143,8 @@ def scatter_local(xp, s, N, k: int, n_basis: int, lead: int = 0):
     columns left zero for the caller); basis indices outside [0, n_basis) are dropped."""
     if kernels.takes(N):
         return bspline_kernels.scatter_local(s, N, k, n_basis, lead)
+    elif cuda_kernels.takes(N):
+        return cuda_bspline_kernels.scatter_local(s, N, k, n_basis, lead)
     shape = s.shape
     n, width = s.size, lead + n_basis
     out = xp.zeros(n * width + 1, dtype=N.dtype)  # the last slot swallows dropped writes
@@ -178,6 +182,8 @@ def gather_local_dot(xp, dense, s, dN, k: int):
     bases ``dense`` (..., n_basis) through the local derivatives dN (k+1, ...)."""
     if kernels.takes(dense, dN):
         return bspline_kernels.gather_local_dot(dense, s, dN, k)
+    elif cuda_kernels.takes(dense, dN):
+        return cuda_bspline_kernels.gather_local_dot(dense, s, dN, k)
     return (gather_local(xp, dense, s, k) * dN).sum(axis=0)
 
 

@@ -28,6 +28,8 @@ import functools
 from .. import kernels
 from ..autograd import Function
 from ..kernels import conv as conv_kernels
+from ..kernels import cuda as cuda_kernels
+from ..kernels.cuda import conv as cuda_conv_kernels
 
 # Output rows per chunk are chosen so a chunk's GEMM has about this many columns (ho·wo·N
 # positions): measured on LeNet-5's layers (2-core AMD EPYC, 1 MiB L2), 2-6k columns ran
@@ -124,17 +126,20 @@ class ConvGeometry:
         """
         if kernels.takes(xpad):
             return self._compiled_chunks(xp, xpad, with_ones)
+        elif cuda_kernels.takes(xpad):
+            return self._compiled_chunks(xp, xpad, with_ones, cuda_conv_kernels.im2col)
         return self._reference_chunks(xp, xpad, with_ones)
 
-    def _compiled_chunks(self, xp, xpad, with_ones):
-        """``chunks`` through the kernel. Each chunk's columns are one contiguous (G, k [+1], m, wo·N) block
-        at the start of the buffer, so the last, shorter chunk reshapes without a copy too."""
+    def _compiled_chunks(self, xp, xpad, with_ones, im2col=conv_kernels.im2col):
+        """``chunks`` through the kernel (numba's, or the ``im2col`` given: CUDA's). Each chunk's columns are one
+        contiguous (G, k [+1], m, wo·N) block at the start of the buffer, so the last, shorter chunk reshapes
+        without a copy too."""
         rows, width = self.k + with_ones, self.wo * self.n
         buf = xp.empty(self.groups * rows * self.rows * width, dtype=xpad.dtype)
         for y0 in range(0, self.ho, self.rows):
             m = min(self.rows, self.ho - y0)
             cols = buf[: self.groups * rows * m * width].reshape(self.groups, rows, m, width)
-            conv_kernels.im2col(xpad, cols, y0, (self.kh, self.kw), self.stride, self.dilation)
+            im2col(xpad, cols, y0, (self.kh, self.kw), self.stride, self.dilation)
             yield y0, y0 + m, cols.reshape(self.lead + (rows, m * width))
 
     def _reference_chunks(self, xp, xpad, with_ones):
@@ -161,6 +166,10 @@ class ConvGeometry:
         """
         if kernels.takes(gcols, gxpad):
             conv_kernels.col2im(gcols, gxpad, y0, m, (self.kh, self.kw), self.stride, self.dilation, self.groups)
+            return
+        elif cuda_kernels.takes(gcols, gxpad):
+            cuda_conv_kernels.col2im(gcols, gxpad, y0, m, (self.kh, self.kw), self.stride, self.dilation,
+                                     self.groups)
             return
         (sh, sw), (dh, dw) = self.stride, self.dilation
         if self.groups == 1:

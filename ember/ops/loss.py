@@ -15,7 +15,9 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function
+from ..kernels import cuda as cuda_kernels
 from ..kernels import loss as loss_kernels
+from ..kernels.cuda import loss as cuda_loss_kernels
 from .activation import sigmoid_stable, softplus_stable
 from .util import unbroadcast
 
@@ -88,6 +90,9 @@ class CrossEntropy(Function):
         if not soft and weight is None and z.size and target.size == len(z) and kernels.takes(z):
             return _class_cross_entropy_compiled(ctx, z, classes, target, reduction, label_smoothing, ignore_index,
                                                  mask, shape)
+        elif not soft and weight is None and z.size and target.size == len(z) and cuda_kernels.takes(z):
+            return _class_cross_entropy_cuda(ctx, z, classes, target, reduction, label_smoothing, ignore_index, mask,
+                                             shape)
         m = z.max(axis=1, keepdims=True) if z.size else xp.zeros((len(z), 1), dtype=z.dtype)
         shifted = z - m
         p = xp.exp(shifted)
@@ -150,6 +155,9 @@ class CrossEntropy(Function):
             loss_kernels.cross_entropy_grad(p, ctx.t, coef.reshape(-1), dtype(1.0 - eps), dtype(eps / ctx.classes),
                                             bool(eps), grad)
             return _from_rows(xp, grad, ctx.shape)
+        elif coef.ndim == 2 and cuda_kernels.takes(p, coef):
+            grad = cuda_loss_kernels.cross_entropy_grad(p, ctx.t, coef.reshape(-1), eps, ctx.classes)
+            return _from_rows(xp, grad, ctx.shape)
         grad = p * coef
         rows, t = ctx.rows, ctx.t
         hit = coef[:, 0] if coef.ndim else coef
@@ -171,6 +179,19 @@ def _class_cross_entropy_compiled(ctx, z, classes, target, reduction, eps, ignor
     np.exp(p, out=p)
     loss = np.empty(len(z), dtype=z.dtype)
     loss_kernels.softmax_and_loss(p, z, row_max, t, shifted_mean, dtype(1.0 - eps), dtype(eps), loss, dtype)
+    row_weight = valid.astype(z.dtype)
+    value, scale = _reduce(loss, row_weight, reduction, empty=_empty_value(mask))
+    ctx.t, ctx.rows, ctx.class_weight, ctx.class_weight_soft = t, xp.arange(t.size), None, None
+    ctx.p, ctx.weight, ctx.scale, ctx.eps, ctx.classes = p, row_weight, scale, eps, classes
+    ctx.shape, ctx.soft, ctx.saves = shape, False, ()
+    return _result(xp, value, reduction, z.dtype, _loss_shape(shape))
+
+
+def _class_cross_entropy_cuda(ctx, z, classes, target, reduction, eps, ignore_index, mask, shape):
+    """``_class_cross_entropy_compiled`` with ``ember.kernels.cuda.loss``'s one-block-per-row kernel (CuPy z)."""
+    xp = ctx.xp
+    t, valid = _class_targets(xp, "cross_entropy", target, ignore_index, mask, classes)
+    p, loss = cuda_loss_kernels.softmax_cross_entropy(z, t, eps)
     row_weight = valid.astype(z.dtype)
     value, scale = _reduce(loss, row_weight, reduction, empty=_empty_value(mask))
     ctx.t, ctx.rows, ctx.class_weight, ctx.class_weight_soft = t, xp.arange(t.size), None, None

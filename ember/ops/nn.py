@@ -10,7 +10,9 @@ import math
 
 from .. import kernels
 from ..autograd import Function
+from ..kernels import cuda as cuda_kernels
 from ..kernels import norm as norm_kernels
+from ..kernels.cuda import norm as cuda_norm_kernels
 
 
 class Softmax(Function):
@@ -102,6 +104,11 @@ class LayerNorm(Function):
             out, xhat, rstd = norm_kernels.normalize_rows(rows, eps, None if weight is None else weight.reshape(-1),
                                                           bias)
             inv_d = xp.full(d, 1.0 / d, dtype=rows.dtype)  # for the reference backward, should g not suit the kernel
+        elif cuda_kernels.takes(rows, *params):
+            bias = params[-1].reshape(-1) if has_bias else None
+            out, xhat, rstd = cuda_norm_kernels.normalize_rows(
+                rows, eps, None if weight is None else weight.reshape(-1), bias)
+            inv_d = xp.full(d, 1.0 / d, dtype=rows.dtype)  # for the reference backward, should g not suit the kernel
         else:
             xhat, rstd, inv_d = _normalize_rows(xp, rows, eps)
             out = xhat * weight.reshape(-1) if has_weight else xhat.copy()
@@ -116,6 +123,8 @@ class LayerNorm(Function):
         g2 = g.reshape(xhat.shape)
         if kernels.takes(g2, xhat, *(() if weight is None else (weight,))):
             return _layer_norm_grads_compiled(ctx, g2, g.shape)
+        elif cuda_kernels.takes(g2, xhat, *(() if weight is None else (weight,))):
+            return _layer_norm_grads_compiled(ctx, g2, g.shape, cuda_norm_kernels)
         gxhat = g2 * weight.reshape(-1) if weight is not None else g2
         grads = []
         if needs[0]:  # dx = rstd·(gxhat - mean(gxhat) - xhat·mean(gxhat·xhat))
@@ -134,10 +143,11 @@ class LayerNorm(Function):
         return tuple(grads)
 
 
-def _layer_norm_grads_compiled(ctx, g2, shape):
-    """LayerNorm's gradients from ``ember.kernels.norm`` (dx and the weight's and bias's column sums in one pass)."""
+def _layer_norm_grads_compiled(ctx, g2, shape, impl=norm_kernels):
+    """LayerNorm's gradients from ``ember.kernels.norm`` (dx and the weight's and bias's column sums in one pass),
+    or from ``impl``: its CUDA twin."""
     needs, weight, has_bias = ctx.needs_input_grad, ctx.weight, ctx.has_bias
-    dx, dweight, dbias = norm_kernels.normalized_rows_grad(
+    dx, dweight, dbias = impl.normalized_rows_grad(
         g2, ctx.xhat, ctx.rstd, None if weight is None else weight.reshape(-1), need_dx=needs[0],
         need_weight=weight is not None and needs[1], need_bias=has_bias and needs[-1])
     grads = [None if dx is None else dx.reshape(shape)]
@@ -173,6 +183,9 @@ class GroupNorm(Function):
         if kernels.takes(rows):  # the rows' normalisation only: the affine below is per channel, not per column
             _, xhat, rstd = norm_kernels.normalize_rows(rows, eps, affine=False)
             inv_d = xp.full(d, 1.0 / d, dtype=rows.dtype)  # for the reference backward, should g not suit the kernel
+        elif cuda_kernels.takes(rows):
+            _, xhat, rstd = cuda_norm_kernels.normalize_rows(rows, eps, affine=False)
+            inv_d = xp.full(d, 1.0 / d, dtype=rows.dtype)  # for the reference backward, should g not suit the kernel
         else:
             xhat, rstd, inv_d = _normalize_rows(xp, rows, eps)
         x3 = xhat.reshape(n, c, positions)
@@ -195,6 +208,8 @@ class GroupNorm(Function):
                 gxhat = (g3 * weight.reshape(c, 1) if weight is not None else g3).reshape(xhat.shape)
                 if kernels.takes(gxhat, xhat):
                     dx = norm_kernels.normalized_rows_grad(gxhat, xhat, ctx.rstd)[0]
+                elif cuda_kernels.takes(gxhat, xhat):
+                    dx = cuda_norm_kernels.normalized_rows_grad(gxhat, xhat, ctx.rstd)[0]
                 else:
                     dx = xhat * ((gxhat * xhat) @ ctx.inv_d)[:, None]
                     dx += (gxhat @ ctx.inv_d)[:, None]

@@ -17,7 +17,9 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import Function
+from ..kernels import cuda as cuda_kernels
 from ..kernels import pool as pool_kernels
+from ..kernels.cuda import pool as cuda_pool_kernels
 from .conv import batch_last, padded_batch_last, window
 
 
@@ -111,6 +113,9 @@ class MaxPoolPlan:
         if _compiled(x):
             src = xp.ascontiguousarray(geo.source(xp, x, _lowest(xp, x.dtype)))
             return pool_kernels.max_pool_forward(src, geo.kernel, geo.stride, geo.dilation, (geo.ho, geo.wo))
+        elif cuda_kernels.accepts(x):
+            src = xp.ascontiguousarray(geo.source(xp, x, _lowest(xp, x.dtype)))
+            return cuda_pool_kernels.max_pool_forward(src, geo.kernel, geo.stride, geo.dilation, (geo.ho, geo.wo))
         if self.tiled:
             (kh, kw), ho, wo = geo.kernel, geo.ho, geo.wo
             crop = batch_last(x)[:, : ho * kh, : wo * kw]
@@ -125,6 +130,8 @@ class MaxPoolPlan:
         tiled_state = isinstance(state, tuple)
         if not tiled_state and _compiled(g):
             return self._compiled_backward(xp, g, state)
+        elif not tiled_state and cuda_kernels.accepts(g):
+            return self._compiled_backward(xp, g, state, cuda_pool_kernels)
         gl = batch_last(g)  # (C, ho, wo, N)
         if tiled_state:
             col_idx, row_idx = state
@@ -144,18 +151,19 @@ class MaxPoolPlan:
             view[...] += gl * (state == t)
         return geo.crop(gx)
 
-    def _compiled_backward(self, xp, g, offsets):
-        """``backward`` through ``ember.kernels.pool`` from the window offsets of the maxima."""
+    def _compiled_backward(self, xp, g, offsets, impl=pool_kernels):
+        """``backward`` through ``ember.kernels.pool`` (or ``impl``: its CUDA twin) from the window offsets of
+        the maxima."""
         geo = self.geo
         gl = xp.ascontiguousarray(batch_last(g))
         if self.tiled:  # each input position in one window at most: written once, no zeros needed under windows
             (kh, kw), ho, wo = geo.kernel, geo.ho, geo.wo
             exact = geo.h == ho * kh and geo.w == wo * kw
             gx = (xp.empty if exact else xp.zeros)((geo.c, geo.h, geo.w, geo.n), dtype=g.dtype)
-            pool_kernels.max_pool_backward_tiled(gl, offsets, gx, geo.kernel)
+            impl.max_pool_backward_tiled(gl, offsets, gx, geo.kernel)
             return gx.transpose(3, 0, 1, 2)
         gx = geo.padded_zeros(xp, g.dtype)
-        pool_kernels.max_pool_backward_add(gl, offsets, gx, geo.kernel, geo.stride, geo.dilation)
+        impl.max_pool_backward_add(gl, offsets, gx, geo.kernel, geo.stride, geo.dilation)
         return geo.crop(gx)
 
     def flat_indices(self, xp, state):
