@@ -57,6 +57,27 @@ def add_data_args(parser: argparse.ArgumentParser, default: str = "mnist") -> No
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading missing files")
 
 
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", metavar="DEVICE",
+                        help="where to compute: cpu (default), cuda or cuda:N (CuPy and an NVIDIA GPU), "
+                             "cpu:other (the GPU-free test double)")
+
+
+def resolve_device(spec: str):
+    """The ``--device`` as an ember Device, checked before any work: a misspelt device is a usage error (exit 2),
+    one this machine lacks (no CuPy, no GPU, no such index) a UserError (exit 1) that says what is missing."""
+    from .. import backend
+
+    if spec.strip().lower() == "cpu:other":  # the test double registers itself on import
+        from ..testing import device_double  # noqa: F401
+    try:
+        return backend.device(spec)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}") from None
+    except RuntimeError as exc:
+        raise UserError(f"--device {spec}: {exc}") from None
+
+
 def print_json(obj: dict) -> None:
     """One line of valid JSON on stdout (the machine-readable summary): non-finite numbers become null."""
     from ..io.jsonl import dumps

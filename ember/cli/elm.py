@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import non_negative_int, print_json, say
+from .common import add_device_arg, non_negative_int, print_json, resolve_device, say
 
 
 def add_parser(sub) -> None:
@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     r.add_argument("--data-dir", default=None)
     r.add_argument("--no-download", action="store_true")
     r.add_argument("--json", action="store_true", help="only the final JSON line")
+    add_device_arg(r)
     r.set_defaults(run=run_one)
 
 
@@ -43,9 +44,14 @@ def run_one(args) -> int:
         raise UsageError(str(exc).strip("'\"")) from None
     if args.dataset not in exp.datasets:
         raise UsageError(f"experiment {exp.name} runs on {', '.join(exp.datasets)}, not {args.dataset}")
+    device = resolve_device(args.device)
+    try:
+        experiments.check_device(exp, device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if not args.json:
-        say(f"{exp.name} on {args.dataset}: {exp.description}")
-    result = experiments.run(exp.name, args.dataset, args.seed, args.data_dir, not args.no_download)
+        say(f"{exp.name} on {args.dataset} ({device}): {exp.description}")
+    result = experiments.run(exp.name, args.dataset, args.seed, args.data_dir, not args.no_download, device=device)
     if not args.json:
         say(f"train accuracy {result['train_accuracy']:.2%}  test accuracy {result['test_accuracy']:.2%}  "
             f"{result['seconds']:.1f} s  peak memory "

@@ -7,6 +7,7 @@ import time
 from . import train_gpt, train_kan
 from .common import (
     add_data_args,
+    add_device_arg,
     check_save_destination,
     epoch_reporter,
     non_negative_float,
@@ -14,6 +15,7 @@ from .common import (
     positive_float,
     positive_int,
     print_json,
+    resolve_device,
     save_to_summary,
     say,
 )
@@ -39,6 +41,7 @@ def add_parser(sub) -> None:
         p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                        help="learning rate: cosine decay from --lr to 0 over all steps (default), or constant")
         p.add_argument("--seed", type=non_negative_int, default=0)
+        add_device_arg(p)
         p.add_argument("--save", metavar="PATH", default=None,
                        help="write the trained weights (safetensors); checked before training starts")
         p.add_argument("--skip-nonfinite", action="store_true",
@@ -67,21 +70,22 @@ def run(args) -> int:
     from ..models import build
     from ..train import fit
 
+    device = resolve_device(args.device)
     check_save_destination(args.save)
     ember.manual_seed(args.seed)
     download = not args.no_download
     train_set, stats = image_classification(args.dataset, "train", args.data_dir, download)
     test_set, _ = image_classification(args.dataset, "test", args.data_dir, download, stats=stats)
-    model = build(args.model)
+    model = build(args.model).to(device)  # built on the CPU, so its initial weights do not depend on the device
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, args.weight_decay)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed, device=device)
     scheduler = None
     if args.schedule == "cosine":
         scheduler = ember.optim.CosineAnnealingLR(optimizer, T_max=args.epochs * len(train_loader))
-    test_loader = DataLoader(test_set, batch_size=1000)
+    test_loader = DataLoader(test_set, batch_size=1000, device=device)
     say(f"training {args.model} ({model.num_parameters():,} parameters) on {args.dataset}: "
         f"{len(train_set):,} train / {len(test_set):,} test images, {args.optimizer} lr {args.lr}, "
-        f"({args.schedule}), batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}")
+        f"({args.schedule}), batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, on {device}")
 
     report = epoch_reporter(args)
 
@@ -94,7 +98,7 @@ def run(args) -> int:
     summary = {
         "event": "summary", "model": args.model, "dataset": args.dataset, "epochs": args.epochs,
         "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
-        "seed": args.seed,
+        "seed": args.seed, "device": str(device),
         "final_loss": round(last.loss, 6), "train_accuracy": round(last.train_accuracy, 6),
         "test_accuracy": round(last.test_accuracy, 6), "seconds": round(total, 2),
         "seconds_per_epoch": round(sum(s.seconds for s in history) / len(history), 3),

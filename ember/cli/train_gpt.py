@@ -10,12 +10,14 @@ from ..data import DatasetError
 from ..io import CheckpointError
 from .common import (
     UsageError,
+    add_device_arg,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
     print_json,
     probability,
+    resolve_device,
     say,
 )
 
@@ -60,6 +62,7 @@ def add_parser(models) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
     p.add_argument("--bias", action="store_true", default=None, help="biases in Linears and LayerNorms (GPT-2)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    add_device_arg(p)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="checkpoints, tokenizer and log.jsonl go here (default: out-<data>, as nanoGPT)")
     p.add_argument("--resume", action="store_true",
@@ -86,8 +89,9 @@ def given_settings(args) -> dict:
     return given
 
 
-def make_trainer(args):
-    """A new run (its settings validated before the output folder is touched) or a resumed one."""
+def make_trainer(args, device="cpu"):
+    """A new run (its settings validated before the output folder is touched) or a resumed one, on ``device``
+    (a resumed run may continue on another device than the one it started on)."""
     from ..train.lm import LMTrainConfig, LMTrainer
 
     given = given_settings(args)
@@ -101,7 +105,8 @@ def make_trainer(args):
             raise UsageError("--resume continues the run in --out; --force would replace it: choose one")
         given.pop("out", None)
         try:
-            return LMTrainer.resume(args.out, given, download=not args.no_download, verify=not args.no_verify)
+            return LMTrainer.resume(args.out, given, download=not args.no_download, verify=not args.no_verify,
+                                    device=device)
         except ValueError as exc:
             if isinstance(exc, (CheckpointError, DatasetError)):
                 raise
@@ -114,7 +119,7 @@ def make_trainer(args):
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return LMTrainer(config, download=not args.no_download, force=args.force)
+        return LMTrainer(config, download=not args.no_download, force=args.force, device=device)
     except (CheckpointError, DatasetError):
         raise
     except ValueError as exc:  # settings that do not fit together (e.g. n_embd not divisible by n_head)
@@ -122,7 +127,7 @@ def make_trainer(args):
 
 
 def run(args) -> int:
-    trainer = make_trainer(args)
+    trainer = make_trainer(args, resolve_device(args.device))
     for change in trainer.resume_changes:
         say(f"resume: {change}")
     c, corpus, model = trainer.config, trainer.corpus, trainer.model
@@ -130,7 +135,7 @@ def run(args) -> int:
     say(f"{what} gpt ({c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, "
         f"{model.num_parameters():,} parameters) on {c.data}: {corpus.vocab_size} tokens in the vocabulary, "
         f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens; batch {c.batch_size}x{c.grad_accum}, "
-        f"{c.max_iters} iterations, AdamW lr {c.lr} -> {c.min_lr}; saving to {c.out}")
+        f"{c.max_iters} iterations, AdamW lr {c.lr} -> {c.min_lr}; on {trainer.device}; saving to {c.out}")
 
     def report(record):
         if record["event"] == "eval":
@@ -145,6 +150,6 @@ def run(args) -> int:
                "train_loss": evals[-1]["train_loss"] if evals else None,
                "val_loss": evals[-1]["val_loss"] if evals else None,
                "ms_per_iter": round(sum(r["ms_per_iter"] for r in steps) / len(steps), 2) if steps else None,
-               "skipped_steps": trainer.guard.skipped, "out": c.out}
+               "skipped_steps": trainer.guard.skipped, "device": str(trainer.device), "out": c.out}
     print_json(summary)
     return 0

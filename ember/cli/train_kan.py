@@ -8,6 +8,7 @@ import time
 
 from .common import (
     UsageError,
+    add_device_arg,
     check_save_destination,
     epoch_reporter,
     non_negative_float,
@@ -15,6 +16,7 @@ from .common import (
     positive_float,
     positive_int,
     print_json,
+    resolve_device,
     save_to_summary,
     say,
 )
@@ -70,6 +72,7 @@ def add_parser(models) -> None:
     p.add_argument("--regularization", type=non_negative_float, default=0.0,
                    help="lambda of the L1 + entropy edge penalty")
     p.add_argument("--seed", type=non_negative_int, default=0)
+    add_device_arg(p)
     p.add_argument("--save", metavar="PATH", default=None,
                    help="write the trained weights (safetensors); checked before training starts")
     p.add_argument("--skip-nonfinite", action="store_true",
@@ -82,12 +85,13 @@ def add_parser(models) -> None:
 def run(args) -> int:
     import ember
 
+    device = resolve_device(args.device)
     check_save_destination(args.save)
     ember.manual_seed(args.seed)
-    return _run_task(args) if args.task else _run_images(args)
+    return _run_task(args, device) if args.task else _run_images(args, device)
 
 
-def _run_images(args) -> int:
+def _run_images(args, device) -> int:
     import numpy as np
 
     import ember
@@ -105,25 +109,28 @@ def _run_images(args) -> int:
     test_set, _ = image_classification(args.dataset, "test", args.data_dir, not args.no_download, stats=stats)
     config = KANConfig(widths=widths, grid_size=args.grid_size, spline_order=args.spline_order,
                        grid_range=args.grid_range or (-1.0, 1.0))
-    model = KAN(config)
+    model = KAN(config).to(device)
     lr = args.lr or 1e-3
     opt = ember.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
-    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed, device=device)
     sched = ember.optim.CosineAnnealingLR(opt, T_max=args.epochs * len(loader))
     say(f"training kan {list(widths)} (G={args.grid_size}, k={args.spline_order}, "
         f"{model.num_parameters():,} parameters) on {args.dataset}: AdamW lr {lr} (cosine), "
-        f"weight decay {args.weight_decay}, clip {args.grad_clip}, batch {args.batch_size}, {args.epochs} epochs")
+        f"weight decay {args.weight_decay}, clip {args.grad_clip}, batch {args.batch_size}, {args.epochs} epochs, "
+        f"on {device}")
 
     report = epoch_reporter(args)
 
     start = time.perf_counter()
-    history = fit(model, opt, loader, DataLoader(test_set, batch_size=1000), args.epochs, on_epoch=report,
+    test_loader = DataLoader(test_set, batch_size=1000, device=device)
+    history = fit(model, opt, loader, test_loader, args.epochs, on_epoch=report,
                   progress=not args.no_progress, scheduler=sched, scheduler_per_batch=True,
                   grad_clip=args.grad_clip or None, on_nonfinite="skip" if args.skip_nonfinite else "stop")
     last = history[-1]
     summary = {"event": "summary", "model": "kan", "widths": list(widths), "dataset": args.dataset,
                "grid_size": args.grid_size, "spline_order": args.spline_order, "epochs": args.epochs,
-               "seed": args.seed, "final_loss": round(last.loss, 6), "train_accuracy": round(last.train_accuracy, 6),
+               "seed": args.seed, "device": str(device), "final_loss": round(last.loss, 6),
+               "train_accuracy": round(last.train_accuracy, 6),
                "test_accuracy": round(last.test_accuracy, 6), "seconds": round(time.perf_counter() - start, 2)}
     status = 0
     if args.save:
@@ -135,7 +142,7 @@ def _run_images(args) -> int:
     return status
 
 
-def _run_task(args) -> int:
+def _run_task(args, device) -> int:
     from ..models import KAN, KANConfig
     from ..train.regression import fit_regression, get_task
 
@@ -148,10 +155,11 @@ def _run_task(args) -> int:
         schedule = {1000: 10, 2000: 20} if args.steps >= 3000 else {}
     config = KANConfig(widths=widths, grid_size=args.grid_size, spline_order=args.spline_order,
                        grid_range=args.grid_range or task.domain)
-    model = KAN(config)
+    model = KAN(config).to(device)
     lr = args.lr or 1e-2
     say(f"fitting {task.formula} on {list(task.domain)}^{task.dims} with kan {list(widths)} "
-        f"(G={args.grid_size}, grid schedule {schedule}), AdamW lr {lr} (cosine), {args.steps} full-batch steps")
+        f"(G={args.grid_size}, grid schedule {schedule}), AdamW lr {lr} (cosine), {args.steps} full-batch steps, "
+        f"on {device}")
 
     def log(entry):
         say(f"step {entry['step']:>6}  train mse {entry['train_mse']:.3e}  val mse {entry['val_mse']:.3e}")
@@ -164,7 +172,8 @@ def _run_task(args) -> int:
                             on_nonfinite="skip" if args.skip_nonfinite else "stop")
     summary = {"event": "summary", "model": "kan", "task": task.name, "widths": list(widths),
                "grid_size": model.config.grid_size, "steps": args.steps, "seed": args.seed,
-               "train_mse": result.train_mse, "val_mse": result.val_mse, "test_mse": result.test_mse,
+               "device": str(device), "train_mse": result.train_mse, "val_mse": result.val_mse,
+               "test_mse": result.test_mse,
                "seconds": round(result.seconds, 2)}
     status = 0
     if args.save:

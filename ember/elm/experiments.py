@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import backend
 from .features import Chain, PCAConv, RandomConv, RandomFourier, RandomProjection, Standardize
 from .learners import (
     DeepELM,
@@ -125,16 +126,29 @@ def load_images(dataset: str, data_dir=None, download: bool = True):
     return train.arrays[0], train.arrays[1], test.arrays[0], test.arrays[1]
 
 
+def check_device(exp: Experiment, device) -> None:
+    """The gradient-step learners (there for comparison) compute with NumPy on the host only."""
+    if exp.gradient_steps and backend.device(device) != backend.CPU:
+        raise ValueError(f"experiment {exp.name} takes gradient steps with host NumPy code and runs on the CPU "
+                         f"only, not on {backend.device(device)}")
+
+
 def run(name: str, dataset: str = "mnist", seed: int = 0, data_dir=None, download: bool = True,
-        data=None, on_progress=None) -> dict:
-    """Fit experiment ``name`` on ``dataset``; returns accuracies, seconds, peak memory, activation stats."""
+        data=None, on_progress=None, device="cpu") -> dict:
+    """Fit experiment ``name`` on ``dataset``; returns accuracies, seconds, peak memory, activation stats.
+
+    ``device``: where the features, the Gram accumulation and the solves run (images and labels are moved
+    there once); every reported number is a Python value. Peak memory is the host process's."""
     from ..nn.activation_stats import ActivationStats
     from ..tensor import Tensor
 
     exp = get(name)
     if dataset not in exp.datasets:
         raise ValueError(f"experiment {name} runs on {list(exp.datasets)}, not {dataset!r}")
+    check_device(exp, device)
+    dev = backend.device(device)
     X, y, Xt, yt = data if data is not None else load_images(dataset, data_dir, download)
+    X, y, Xt, yt = (backend.to_device(np.ascontiguousarray(a), dev) for a in (X, y, Xt, yt))
     _peak_rss_reset()
     start = time.perf_counter()
     learner = exp.build(seed)
@@ -144,7 +158,7 @@ def run(name: str, dataset: str = "mnist", seed: int = 0, data_dir=None, downloa
     train_acc, test_acc = learner.score(X, y), learner.score(Xt, yt)
     pipeline = learner.pipeline()
     with ActivationStats(pipeline) as stats:
-        pipeline(Tensor(np.ascontiguousarray(Xt[:500])))
-    return {"experiment": name, "dataset": dataset, "seed": seed, "train_accuracy": train_acc,
+        pipeline(Tensor(backend.array_module(Xt).ascontiguousarray(Xt[:500])))
+    return {"experiment": name, "dataset": dataset, "seed": seed, "device": str(dev), "train_accuracy": train_acc,
             "test_accuracy": test_acc, "seconds": round(seconds, 2), "peak_memory_bytes": peak,
             "gradient_steps": exp.gradient_steps, "activations": stats.report()}

@@ -4,12 +4,17 @@ PCA convolutional front-ends, and 1-pixel shifted views for augmentation.
 A feature map is fitted without labels (``fit``: random draws, PCA filters, standardisation
 statistics) and then maps a chunk of inputs to a float32 (n, out_dim) array (``__call__``), so
 learners can stream rows into the ridge solver. The convolutions run on ember's conv ops.
+
+Device: a map computes where its input lives. ``fit`` draws its random parameters on the host (the
+same numbers on every device) and moves them to the device of the images it is fitted on; PCA
+filters are learned on the host from a sample. Calls then stay on that device (``array_module``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
 from ..autograd import no_grad
 from ..nn import functional as F
 from ..tensor import Tensor
@@ -28,7 +33,18 @@ class FeatureMap:
 
     def transform(self, X: np.ndarray, chunk: int = 2048) -> np.ndarray:
         """All of X, chunk by chunk (for small data or tests; learners stream instead)."""
-        return np.concatenate([self(X[i:i + chunk]) for i in range(0, len(X), chunk)])
+        return backend.array_module(X).concatenate([self(X[i:i + chunk]) for i in range(0, len(X), chunk)])
+
+
+def on_device_of(reference, *arrays):
+    """``arrays`` (drawn on the host) moved to ``reference``'s device; one array or a tuple."""
+    dev = backend.device_of(reference)
+    moved = tuple(backend.to_device(a, dev) for a in arrays)
+    return moved[0] if len(moved) == 1 else moved
+
+
+def to_host(array) -> np.ndarray:
+    return backend.to_device(array, backend.CPU)
 
 
 def _flat(X):
@@ -49,12 +65,14 @@ class RandomProjection(FeatureMap):
         rng = np.random.default_rng(self.seed)
         self.W = (rng.standard_normal((d, self.out_dim)) * np.sqrt(2.0 / d)).astype(np.float32)
         self.b = (0.1 * rng.standard_normal(self.out_dim)).astype(np.float32)
+        self.W, self.b = on_device_of(X, self.W, self.b)
         return self
 
     def __call__(self, X):
         h = _flat(X) @ self.W
         h += self.b
-        return np.maximum(h, 0, out=h) if self.activation == "relu" else np.tanh(h, out=h)
+        xp = backend.array_module(h)
+        return xp.maximum(h, 0, out=h) if self.activation == "relu" else xp.tanh(h, out=h)
 
 
 class RandomFourier(FeatureMap):
@@ -74,19 +92,20 @@ class RandomFourier(FeatureMap):
         rng = np.random.default_rng(self.seed)
         self.omega = (rng.standard_normal((d, self.out_dim)) * np.sqrt(2.0 * gamma)).astype(np.float32)
         self.phase = rng.uniform(0, 2 * np.pi, self.out_dim).astype(np.float32)
+        self.omega, self.phase = on_device_of(X, self.omega, self.phase)
         return self
 
     def __call__(self, X):
         z = _flat(X) @ self.omega
         z += self.phase
-        np.cos(z, out=z)
+        backend.array_module(z).cos(z, out=z)
         z *= np.float32(np.sqrt(2.0 / self.out_dim))
         return z
 
 
 def _conv(maps: np.ndarray, filters: np.ndarray, padding: int) -> np.ndarray:
     with no_grad():
-        return F.conv2d(Tensor(maps), Tensor(filters), padding=padding).numpy()
+        return F.conv2d(Tensor(maps), Tensor(filters), padding=padding).data  # on the maps' device
 
 
 def _pool(maps: np.ndarray, size: int, kind: str) -> np.ndarray:
@@ -94,14 +113,15 @@ def _pool(maps: np.ndarray, size: int, kind: str) -> np.ndarray:
         return maps
     with no_grad():
         t = Tensor(maps)
-        return (F.max_pool2d(t, size) if kind == "max" else F.avg_pool2d(t, size)).numpy()
+        return (F.max_pool2d(t, size) if kind == "max" else F.avg_pool2d(t, size)).data
 
 
 def _nonlinearity(h: np.ndarray, kind: str) -> np.ndarray:
+    xp = backend.array_module(h)
     if kind == "relu":
-        return np.maximum(h, 0, out=h)
+        return xp.maximum(h, 0, out=h)
     if kind == "abs":
-        return np.abs(h, out=h)
+        return xp.abs(h, out=h)
     raise ValueError(f"unknown nonlinearity {kind!r}; choose 'relu' or 'abs'")
 
 
@@ -119,6 +139,7 @@ class RandomConv(FeatureMap):
         fan_in = c_in * self.kernel**2
         self.filters = (rng.standard_normal((self.channels, c_in, self.kernel, self.kernel))
                         * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        self.filters = on_device_of(X, self.filters)
         self.out_dim = int(np.prod(self(X[:1]).shape[1:]))
         return self
 
@@ -164,7 +185,8 @@ class PCAConv(FeatureMap):
 
     def fit(self, X):
         rng = np.random.default_rng(self.seed)
-        sample = X[rng.choice(len(X), size=min(self.n_images, len(X)), replace=False)].astype(np.float32)
+        pick = rng.choice(len(X), size=min(self.n_images, len(X)), replace=False)
+        sample = to_host(X[on_device_of(X, pick)]).astype(np.float32)  # filters are learned on the host
         self.filters = []
         maps = sample
         for s, count in enumerate(self.stages):
@@ -172,6 +194,7 @@ class PCAConv(FeatureMap):
             self.filters.append(filt)
             if s + 1 < len(self.stages):
                 maps = np.concatenate([self._stage(maps[i:i + 500], filt) for i in range(0, len(maps), 500)])
+        self.filters = [on_device_of(X, f) for f in self.filters]
         self.out_dim = int(np.prod(self(X[:1]).shape[1:]))
         return self
 
@@ -186,17 +209,18 @@ class PCAConv(FeatureMap):
         maps live as (L_last, H, W, L_prev·…·n), so each stage is one convolution over a
         "batch" of every earlier map of every image, with no reshuffle between stages."""
         n = len(X)
-        x = np.ascontiguousarray(X, dtype=np.float32)
+        xp = backend.array_module(X)
+        x = xp.ascontiguousarray(X, dtype=np.float32)
         maps_bl = None  # (L, H, W, batch) batch-last maps of the last stage
         for s, filt in enumerate(self.filters):
             if s == 0:
                 out = _conv(x, filt, self.kernel // 2)  # (n, L, H, W) view of (L, H, W, n) memory
             else:
                 L, h, w, b = maps_bl.shape
-                planes = np.ascontiguousarray(np.moveaxis(maps_bl, 0, 2)).reshape(1, h, w, L * b)
+                planes = xp.ascontiguousarray(xp.moveaxis(maps_bl, 0, 2)).reshape(1, h, w, L * b)
                 out = _conv(planes.transpose(3, 0, 1, 2), filt, self.kernel // 2)  # batch index = l·b + i
             maps_bl = out.transpose(1, 2, 3, 0)  # (L, H, W, batch), contiguous
-        maps_bl = _nonlinearity(np.ascontiguousarray(maps_bl), self.nonlinearity)
+        maps_bl = _nonlinearity(xp.ascontiguousarray(maps_bl), self.nonlinearity)
         pooled = _pool_batch_last(maps_bl, self.pool, self.pooling)  # (L, Hp, Wp, batch)
         L, hp, wp, _ = pooled.shape
         # the batch axis holds (L_{S-1}, ..., L_1, n), outermost stage first: reorder every image's
@@ -204,7 +228,7 @@ class PCAConv(FeatureMap):
         counts = [f.shape[0] for f in self.filters]
         per_image = pooled.reshape((L, hp, wp) + tuple(reversed(counts[:-1])) + (n,))
         order = (per_image.ndim - 1,) + tuple(range(per_image.ndim - 2, 2, -1)) + (0, 1, 2)
-        return np.ascontiguousarray(per_image.transpose(order)).reshape(n, -1)
+        return xp.ascontiguousarray(per_image.transpose(order)).reshape(n, -1)
 
 
 def _pool_batch_last(maps: np.ndarray, size: int, kind: str) -> np.ndarray:
@@ -222,7 +246,7 @@ def _pool_batch_last(maps: np.ndarray, size: int, kind: str) -> np.ndarray:
             if out is None:
                 out = view.copy()
             elif kind == "max":
-                np.maximum(out, view, out=out)
+                backend.array_module(out).maximum(out, view, out=out)
             else:
                 out += view
     if kind != "max":
@@ -279,8 +303,9 @@ def shifted_views(images: np.ndarray, directions: int = 4):
     offsets = [(0, 1), (0, -1), (1, 0), (-1, 0)]
     if directions == 8:
         offsets += [(1, 1), (1, -1), (-1, 1), (-1, -1)]
+    xp = backend.array_module(images)
     for dy, dx in offsets[:directions]:
-        out = np.zeros_like(images)
+        out = xp.zeros_like(images)
         h, w = images.shape[-2:]
         ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
         xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))

@@ -5,6 +5,10 @@ alignment and Forward-Forward.
 Every learner has ``fit(X, y)`` and ``decision_function(X)`` (class scores); ``score`` is accuracy.
 Images are (N, 1, H, W) float32, labels int. The closed-form ones stream their rows into the
 ridge solver in chunks (with optional 1-pixel shifted views folded into the same sums).
+
+Device: the closed-form and local-rule learners compute where the images and labels live (their
+random draws are made on the host and moved there); the three that use gradient steps for
+comparison (ELM + fine-tuning, DFA, Forward-Forward) run on the CPU only.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .features import FeatureMap, RandomProjection, shifted_views
+from .. import backend
+from .features import FeatureMap, RandomProjection, on_device_of, shifted_views
 from .solver import RidgeAccumulator, check_memory, one_hot
 
 
@@ -51,7 +56,7 @@ class Learner:
                 self.fn = fn
 
             def forward(self, x):
-                return Tensor(np.asarray(self.fn(x.numpy())))
+                return Tensor(self.fn(x.data))  # on the learner's device
 
         return Sequential({name: Stage(fn) for name, fn in self.stages()})
 
@@ -89,8 +94,8 @@ class ELMClassifier(Learner):
         return self
 
     def decision_function(self, X):
-        return np.concatenate([self.readout.predict(self.features(X[i:i + self.chunk]))
-                               for i in range(0, len(X), self.chunk)])
+        return backend.array_module(X).concatenate([self.readout.predict(self.features(X[i:i + self.chunk]))
+                                                    for i in range(0, len(X), self.chunk)])
 
     def stages(self):
         return [("features", self.features), ("readout", self.readout.predict)]
@@ -122,7 +127,7 @@ class Ensemble(Learner):
 
 
 def _hidden(features: FeatureMap, X, chunk=2000) -> np.ndarray:
-    return np.concatenate([features(X[i:i + chunk]) for i in range(0, len(X), chunk)])
+    return backend.array_module(X).concatenate([features(X[i:i + chunk]) for i in range(0, len(X), chunk)])
 
 
 def _solve(H: np.ndarray, targets: np.ndarray, lam_rel: float, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -131,15 +136,27 @@ def _solve(H: np.ndarray, targets: np.ndarray, lam_rel: float, chunk: int = 4096
     for i in range(0, len(H), chunk):
         acc.add(H[i:i + chunk], targets[i:i + chunk])
     G = acc.centred()[0]
-    acc.solve(lam_rel * float(np.trace(G)) / G.shape[0] + 1e-12)
+    acc.solve(lam_rel * float(backend.array_module(G).trace(G)) / G.shape[0] + 1e-12)
     return acc.W.astype(np.float32), acc.bias.astype(np.float32)
 
 
 def _back_project(target: np.ndarray, W: np.ndarray, bias: np.ndarray, mu: float = 1e-3) -> np.ndarray:
     """Minimum-norm H* with H* W + bias ≈ target: H* = (target − bias) (WᵀW + μI)⁻¹ Wᵀ  (W is (d, c))."""
+    xp = backend.array_module(W)
     gram = W.T @ W
-    gram[np.diag_indices_from(gram)] += mu * float(np.trace(gram)) / len(gram)
-    return ((target - bias) @ np.linalg.solve(gram, W.T)).astype(np.float32)
+    diagonal = xp.arange(len(gram))
+    gram[diagonal, diagonal] += mu * float(xp.trace(gram)) / len(gram)
+    return ((target - bias) @ xp.linalg.solve(gram, W.T)).astype(np.float32)
+
+
+def _random_layers(H0, widths, rng) -> list:
+    """(W, b) per hidden layer, W ~ N(0, 2/fan_in) and b = 0, drawn on the host and placed on H0's device."""
+    layers, d = [], H0.shape[1]
+    for width in widths:
+        W = (rng.standard_normal((d, width)) * math.sqrt(2.0 / d)).astype(np.float32)
+        layers.append(on_device_of(H0, W, np.zeros(width, np.float32)))
+        d = width
+    return layers
 
 
 class DeepELM(Learner):
@@ -161,7 +178,7 @@ class DeepELM(Learner):
         for W, b in self.layers:
             h = hs[-1] @ W
             h += b
-            hs.append(np.maximum(h, 0, out=h))
+            hs.append(backend.array_module(h).maximum(h, 0, out=h))
         return hs
 
     def fit(self, X, y, on_progress=None):
@@ -169,21 +186,18 @@ class DeepELM(Learner):
         H0 = _hidden(self.features, X)
         check_memory("deep ELM activations", sum(H0.shape[0] * 4 * w * 3 for w in self.hidden))
         rng = np.random.default_rng(self.seed)
-        self.layers, d = [], H0.shape[1]
-        for width in self.hidden:  # initial hidden weights: random ReLU layers
-            self.layers.append(((rng.standard_normal((d, width)) * math.sqrt(2.0 / d)).astype(np.float32),
-                                np.zeros(width, np.float32)))
-            d = width
+        self.layers = _random_layers(H0, self.hidden, rng)  # initial hidden weights: random ReLU layers
         T = one_hot(y, self.classes)
         for cycle in range(self.cycles):
             hs = self._forward(H0)
             readout = _solve(hs[-1], T, self.lam_rel)
-            target = np.maximum(_back_project(T, *readout), 0)
+            xp = backend.array_module(T)
+            target = xp.maximum(_back_project(T, *readout), 0)
             for layer in range(len(self.layers) - 1, -1, -1):
                 W, b = _solve(hs[layer], target, self.lam_rel)
                 self.layers[layer] = (W, b)
                 if layer:
-                    target = np.maximum(_back_project(target, W, b), 0)
+                    target = xp.maximum(_back_project(target, W, b), 0)
             if on_progress:
                 on_progress((cycle + 1) / (self.cycles + 1))
         self.readout = _solve(self._forward(H0)[-1], T, self.lam_rel)
@@ -195,14 +209,14 @@ class DeepELM(Learner):
 
     def stages(self):
         def hidden(W, b):
-            return lambda h: np.maximum(h @ W + b, 0)
+            return lambda h: backend.array_module(h).maximum(h @ W + b, 0)
 
         return ([("features", self.features)] + [(f"hidden{i}", hidden(W, b)) for i, (W, b) in enumerate(self.layers)]
                 + [("readout", lambda h: h @ self.readout[0] + self.readout[1])])
 
 
 def _leaky(z, alpha):
-    return np.where(z >= 0, z, alpha * z)
+    return backend.array_module(z).where(z >= 0, z, alpha * z)
 
 
 def prox_leaky_relu(a: np.ndarray, m: np.ndarray, alpha: float, gamma: float, beta: float) -> np.ndarray:
@@ -215,11 +229,12 @@ def prox_leaky_relu(a: np.ndarray, m: np.ndarray, alpha: float, gamma: float, be
     def objective(z):
         return gamma * (a - _leaky(z, alpha)) ** 2 + beta * (z - m) ** 2
 
+    xp = backend.array_module(m)
     z_pos = (gamma * a + beta * m) / (gamma + beta)
     z_neg = (gamma * alpha * a + beta * m) / (gamma * alpha * alpha + beta)
-    cands = np.stack([np.where(z_pos >= 0, z_pos, 0.0), np.where(z_neg < 0, z_neg, 0.0), np.zeros_like(m)])
-    best = np.argmin(np.stack([objective(c) for c in cands]), axis=0)
-    return np.take_along_axis(cands, best[None], axis=0)[0].astype(np.float32)
+    cands = xp.stack([xp.where(z_pos >= 0, z_pos, 0.0), xp.where(z_neg < 0, z_neg, 0.0), xp.zeros_like(m)])
+    best = xp.argmin(xp.stack([objective(c) for c in cands]), axis=0)
+    return xp.take_along_axis(cands, best[None], axis=0)[0].astype(np.float32)
 
 
 class ProximalALS(Learner):
@@ -248,11 +263,8 @@ class ProximalALS(Learner):
         self.features.fit(X)
         H0 = _hidden(self.features, X)
         rng = np.random.default_rng(self.seed)
-        self.layers, d = [], H0.shape[1]
-        for width in self.hidden:
-            self.layers.append(((rng.standard_normal((d, width)) * math.sqrt(2.0 / d)).astype(np.float32),
-                                np.zeros(width, np.float32)))
-            d = width
+        self.layers = _random_layers(H0, self.hidden, rng)
+        xp = backend.array_module(H0)
         T = one_hot(y, self.classes)
         acts = self._forward(H0)
         Z = [a @ W + b for a, (W, b) in zip(acts[:-1], self.layers)]
@@ -263,9 +275,10 @@ class ProximalALS(Learner):
             for layer in range(len(self.layers) - 1, -1, -1):
                 # A_l: argmin β||demand − A W_up − b_up||² + γ||A − φ(Z_l)||²
                 gram = beta * (demand_W @ demand_W.T)
-                gram[np.diag_indices_from(gram)] += gamma
+                diagonal = xp.arange(len(gram))
+                gram[diagonal, diagonal] += gamma
                 rhs = beta * (demand - demand_b) @ demand_W.T + gamma * _leaky(Z[layer], self.alpha)
-                A = np.linalg.solve(gram, rhs.T).T.astype(np.float32)
+                A = xp.linalg.solve(gram, rhs.T).T.astype(np.float32)
                 m = acts[layer] @ self.layers[layer][0] + self.layers[layer][1]
                 Z[layer] = prox_leaky_relu(A, m, self.alpha, gamma, beta)
                 W, b = _solve(acts[layer], Z[layer], self.lam_rel)
@@ -303,12 +316,13 @@ class HebbianReadout(Learner):
     def fit(self, X, y, on_progress=None):
         self.features.fit(X)
         T = one_hot(y, self.classes)
-        self.W = np.zeros((self.classes, self.features.out_dim), np.float32)
+        xp = backend.array_module(X)
+        self.W = xp.zeros((self.classes, self.features.out_dim), np.float32)
         for epoch in range(self.epochs):
             for i in range(0, len(X), self.batch):
                 H = self.features(X[i:i + self.batch])
                 self.W += (self.lr / len(H)) * (T[i:i + self.batch].T @ H)
-                self.W /= np.linalg.norm(self.W, axis=1, keepdims=True) + 1e-12
+                self.W /= xp.linalg.norm(self.W, axis=1, keepdims=True) + 1e-12
             if on_progress:
                 on_progress((epoch + 1) / self.epochs)
         return self
@@ -332,19 +346,21 @@ class DeltaRuleReadout(Learner):
         T = one_hot(y, self.classes)
         # the update multiplies by [H 1]ᵀ[H 1]/n, uncentred: its top eigenvalue (often the mean's
         # direction) sets the stability bound
+        xp = backend.array_module(X)
         sample = self.features(X[:2000]).astype(np.float64)
-        sample = np.hstack([sample, np.ones((len(sample), 1))])
-        v = np.random.default_rng(self.seed).standard_normal(sample.shape[1])
+        sample = xp.hstack([sample, xp.ones((len(sample), 1))])
+        v = on_device_of(X, np.random.default_rng(self.seed).standard_normal(sample.shape[1]))
         for _ in range(50):
             v = sample.T @ (sample @ v)
-            v /= np.linalg.norm(v)
+            v /= xp.linalg.norm(v)
         lam_max = float(v @ (sample.T @ (sample @ v))) / len(sample)
         self.eta = self.step * 2.0 / lam_max  # a fraction of the stability bound
-        self.W = np.zeros((self.classes, self.features.out_dim), np.float32)
+        self.W = xp.zeros((self.classes, self.features.out_dim), np.float32)
         self.b = T.mean(axis=0)
         rng = np.random.default_rng(self.seed)
         for epoch in range(self.epochs):
             for idx in np.array_split(rng.permutation(len(X)), max(1, len(X) // self.batch)):
+                idx = on_device_of(X, idx)
                 H = self.features(X[idx])
                 err = T[idx] - H @ self.W.T - self.b
                 self.W += (self.eta / len(idx)) * (err.T @ H)

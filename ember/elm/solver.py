@@ -11,6 +11,12 @@ disjoint rows simply add up (the basis of augmentation views and of distributed 
   RSS(λ) = τ − Σ_i ||q_i||²·(s_i + 2λ)/(s_i + λ)²,  df(λ) = 1 + Σ_i s_i/(s_i + λ),
   GCV(λ) = (RSS/N) / (1 − df/N)²,
 in O(d·c) each, and the weights for the winner come from the same decomposition.
+
+Device: the statistics live where the first chunk of rows lives (NumPy on the CPU, CuPy on a GPU),
+and every product and solve runs there with that array module; only scalars (λ, the GCV curve for
+reporting) come back to the host. The CPU path keeps SciPy's Cholesky; on a device the Cholesky
+factor comes from ``xp.linalg.cholesky`` and the two triangular systems from ``xp.linalg.solve``
+(CuPy has no ``cho_solve`` in its main namespace).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+
+from .. import backend
 
 
 class MemoryBudgetError(ValueError):
@@ -57,7 +65,7 @@ def solver_bytes(d: int, c: int, chunk_rows: int, gcv: bool) -> int:
 
 
 @dataclass
-class GCVResult:
+class GCVResult:  # host arrays, for reporting
     lambdas: np.ndarray
     gcv: np.ndarray
     df: np.ndarray
@@ -88,15 +96,25 @@ class RidgeAccumulator:
         self.bias: np.ndarray | None = None
         self.lam: float | None = None
 
+    def _follow(self, H) -> object:
+        """The array module of ``H``; before the first rows, the statistics move to ``H``'s device."""
+        xp = backend.array_module(H)
+        dev = backend.device_of(H)
+        if self.n == 0 and self.shift is None and backend.device_of(self.G) != dev:
+            self.G, self.B, self.h_sum, self.t_sum = (backend.to_device(a, dev)
+                                                      for a in (self.G, self.B, self.h_sum, self.t_sum))
+        return xp
+
     def add(self, H: np.ndarray, T: np.ndarray) -> RidgeAccumulator:
-        """Accumulate rows H (n, d) with targets T (n, c)."""
-        H = np.asarray(H)
-        T = np.asarray(T, dtype=np.float64)
+        """Accumulate rows H (n, d) with targets T (n, c), on H's device (T may be on the host)."""
+        xp = self._follow(H) if hasattr(H, "shape") else np
+        H = xp.asarray(H)
+        T = xp.asarray(T, dtype=np.float64)
         if H.ndim != 2 or H.shape[1] != self.d or T.shape != (H.shape[0], self.c):
             raise ValueError(f"RidgeAccumulator.add: expected H (n, {self.d}) and T (n, {self.c}), "
                              f"got {H.shape} and {T.shape}")
-        if not np.isfinite(H).all():
-            raise ValueError(f"RidgeAccumulator.add: {int((~np.isfinite(H)).sum())} NaN or inf feature value(s)")
+        if not xp.isfinite(H).all():
+            raise ValueError(f"RidgeAccumulator.add: {int((~xp.isfinite(H)).sum())} NaN or inf feature value(s)")
         if self.shift is None:
             self.shift = H.mean(axis=0).astype(H.dtype)
         Hs = H - self.shift
@@ -114,7 +132,7 @@ class RidgeAccumulator:
             return self
         if self.n == 0:
             self.shift = other.shift
-        elif not np.array_equal(self.shift, other.shift):
+        elif not bool(backend.array_module(self.shift).array_equal(self.shift, other.shift)):
             raise ValueError("RidgeAccumulator.merge: the accumulators were shifted differently; set .shift first")
         self.G += other.G
         self.B += other.B
@@ -128,10 +146,11 @@ class RidgeAccumulator:
         """(G_c, B_c, τ_c, μ_shifted, t̄): the statistics of the centred problem."""
         if self.n < 2:
             raise ValueError("RidgeAccumulator: needs at least 2 rows")
+        xp = backend.array_module(self.G)
         mu = self.h_sum / self.n
         tbar = self.t_sum / self.n
-        G = self.G - self.n * np.outer(mu, mu)
-        B = self.B - self.n * np.outer(mu, tbar)
+        G = self.G - self.n * xp.outer(mu, mu)
+        B = self.B - self.n * xp.outer(mu, tbar)
         tau = self.t_sq - self.n * float(tbar @ tbar)
         return G, B, tau, mu, tbar
 
@@ -146,16 +165,17 @@ class RidgeAccumulator:
         if not lam > 0:
             raise ValueError(f"ridge: λ must be > 0, got {lam}")
         G, B, _, mu, tbar = self.centred()
-        G[np.diag_indices_from(G)] += lam
+        xp = backend.array_module(G)
+        diagonal = xp.arange(G.shape[0])
+        G[diagonal, diagonal] += lam
         try:
-            factor = scipy.linalg.cho_factor(G, lower=False, overwrite_a=True, check_finite=False)
-            W = scipy.linalg.cho_solve(factor, B, check_finite=False)
+            W = _cholesky_solve(G, B, xp)
         except np.linalg.LinAlgError:
             warnings.warn(f"ridge: the Gram matrix plus λ={lam:.3g} is not numerically positive definite "
                           "(duplicate or dependent features); solving by symmetric eigendecomposition",
                           SingularGramWarning, stacklevel=2)
             G, B, _, mu, tbar = self.centred()
-            s, V = np.linalg.eigh(G)
+            s, V = xp.linalg.eigh(G)
             denom = s + lam
             tol = max(float(s.max()), 0.0) * len(s) * np.finfo(np.float64).eps
             keep = denom > tol  # directions below the noise floor get no weight (minimum-norm solution)
@@ -165,19 +185,22 @@ class RidgeAccumulator:
     def gcv(self, lambdas: np.ndarray | None = None, n: int = 60) -> tuple[GCVResult, np.ndarray, np.ndarray]:
         """GCV over ``lambdas`` (default: a log grid of ``n`` values over [1e-8, 1e2]·mean eigenvalue)."""
         G, B, tau, _, _ = self.centred()
-        s, V = np.linalg.eigh(G)
-        s = np.maximum(s, 0.0)
+        xp = backend.array_module(G)
+        s, V = xp.linalg.eigh(G)
+        s = xp.maximum(s, 0.0)
         if lambdas is None:
             scale = max(float(s.mean()), 1e-300)
             lambdas = np.logspace(-8, 2, n) * scale
-        lambdas = np.asarray(lambdas, dtype=np.float64)
+        lambdas = np.asarray(backend.to_device(xp.asarray(lambdas), backend.CPU), dtype=np.float64)
         if (lambdas <= 0).any():
             raise ValueError(f"ridge: every λ must be > 0, got min {lambdas.min()}")
+        lambdas_d = xp.asarray(lambdas)  # the grid where the eigenvalues live
         Q = V.T @ B
         q2 = (Q * Q).sum(axis=1)  # ||q_i||²
-        sl = s[None, :] + lambdas[:, None]
-        rss = np.maximum(tau - (q2[None, :] * (s[None, :] + 2 * lambdas[:, None]) / sl**2).sum(axis=1), 0.0)
-        df = 1.0 + (s[None, :] / sl).sum(axis=1)
+        sl = s[None, :] + lambdas_d[:, None]
+        rss = xp.maximum(tau - (q2[None, :] * (s[None, :] + 2 * lambdas_d[:, None]) / sl**2).sum(axis=1), 0.0)
+        df = backend.to_device(1.0 + (s[None, :] / sl).sum(axis=1), backend.CPU)
+        rss = backend.to_device(rss, backend.CPU)
         with np.errstate(divide="ignore", invalid="ignore"):
             score = (rss / self.n) / (1.0 - df / self.n) ** 2
         score = np.where(df < self.n, score, np.inf)
@@ -195,7 +218,21 @@ class RidgeAccumulator:
     def predict(self, H: np.ndarray) -> np.ndarray:
         if self.W is None:
             raise RuntimeError("RidgeAccumulator: call solve() or solve_gcv() first")
-        return np.asarray(H, dtype=np.float64) @ self.W + self.bias
+        return backend.array_module(self.W).asarray(H, dtype=np.float64) @ self.W + self.bias
+
+
+def _cholesky_solve(G, B, xp):
+    """(G)⁻¹B for symmetric positive definite G (overwritten on the CPU); LinAlgError if G is not.
+
+    The CPU keeps SciPy's factor-and-solve; a device factors with ``xp.linalg.cholesky`` (which on a GPU
+    returns NaNs rather than raising, hence the finiteness check) and solves L y = B, Lᵀ W = y."""
+    if xp is np:
+        factor = scipy.linalg.cho_factor(G, lower=False, overwrite_a=True, check_finite=False)
+        return scipy.linalg.cho_solve(factor, B, check_finite=False)
+    L = xp.linalg.cholesky(G)
+    if not bool(xp.isfinite(L).all()):
+        raise np.linalg.LinAlgError("Cholesky factor is not finite: the matrix is not positive definite")
+    return xp.linalg.solve(L.T, xp.linalg.solve(L, B))
 
 
 def ridge(H: np.ndarray, T: np.ndarray, lam: float | str = "gcv", chunk: int = 4096) -> RidgeAccumulator:
@@ -207,6 +244,8 @@ def ridge(H: np.ndarray, T: np.ndarray, lam: float | str = "gcv", chunk: int = 4
 
 
 def one_hot(labels: np.ndarray, classes: int, dtype=np.float32) -> np.ndarray:
-    out = np.zeros((len(labels), classes), dtype=dtype)
-    out[np.arange(len(labels)), labels] = 1
+    """(n, classes) one-hot targets on the labels' device."""
+    xp = backend.array_module(labels)
+    out = xp.zeros((len(labels), classes), dtype=dtype)
+    out[xp.arange(len(labels)), labels] = 1
     return out

@@ -15,6 +15,11 @@ The output folder holds:
 - ``train_state.safetensors``: weights, AdamW moments, iteration, both RNG states (data windows,
   dropout) and the run's config; ``--resume`` continues from it exactly as if never stopped;
 - ``log.jsonl``: one JSON object per logged iteration and per evaluation.
+
+The device (``device=``, ``ember train gpt --device``) is not part of the run's settings: the model is
+initialised on the CPU and moved, the data windows are drawn on the host and moved, and every state is
+saved from host copies, so a run saved on one device resumes on another. Only dropout's random stream
+is the device's own (on a GPU, CuPy's), and only the CPU's is saved.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +46,7 @@ from ..io.jsonl import dumps, read_jsonl
 from ..io.train_state import read_train_state, restore_train_state, save_train_state
 from ..models.gpt import GPT, GPTConfig
 from ..optim import clip_grad_norm_
+from ..tensor import Tensor
 from ..text import load_tokenizer
 from .guard import NonFiniteGuard
 
@@ -125,8 +132,9 @@ class LMTrainer:
     """
 
     def __init__(self, config: LMTrainConfig, corpus: TextCorpus | None = None, download: bool = True,
-                 force: bool = False, _resumed: _SavedRun | None = None):
+                 force: bool = False, device="cpu", _resumed: _SavedRun | None = None):
         self.config = c = config
+        self.device = backend.device(device)  # not part of the config: a run saved on one device resumes on any
         out = Path(c.out) if c.out else None
         if out is not None and _resumed is None:
             check_new_run_folder(out, force)
@@ -137,7 +145,10 @@ class LMTrainer:
         self.corpus = corpus
         backend.manual_seed(c.seed)
         self.model = GPT(GPTConfig(block_size=c.block_size, vocab_size=corpus.vocab_size, n_layer=c.n_layer,
-                                   n_head=c.n_head, n_embd=c.n_embd, dropout=c.dropout, bias=c.bias)).to(dtype=c.dtype)
+                                   n_head=c.n_head, n_embd=c.n_embd, dropout=c.dropout, bias=c.bias))
+        # initialised on the CPU, then moved: the same starting weights on every device; the optimizer is made
+        # after the move, so its state (and a restored state) lives on the parameters' device
+        self.model.to(dtype=c.dtype, device=self.device)
         self.optimizer = self.model.configure_optimizer(c.lr, c.weight_decay, (c.beta1, c.beta2))
         self.guard = NonFiniteGuard(c.on_nonfinite)
         self.data_rng = np.random.default_rng(c.seed)
@@ -154,6 +165,10 @@ class LMTrainer:
             self.guard.skipped = int(state.get("skipped", 0))
             self.data_rng.bit_generator.state = state["data_rng"]
             backend.generator(backend.CPU).bit_generator.state = state["dropout_rng"]
+            if c.dropout > 0 and self.device != backend.CPU:
+                warnings.warn(f"resuming on {self.device} with dropout {c.dropout}: the dropout masks restart from "
+                              "the seed (only the CPU's generator state is saved), so the continued run is not bit "
+                              "for bit the uninterrupted one", stacklevel=2)
             self.history = _resumed.log
             self.resume_changes = _resumed.changes
             _write_log(out / LOG_FILE, self.history)  # drop what the log recorded after the saved state
@@ -162,18 +177,19 @@ class LMTrainer:
 
     @classmethod
     def resume(cls, out: str | os.PathLike, overrides: dict | None = None, corpus: TextCorpus | None = None,
-               download: bool = True, verify: bool = True) -> LMTrainer:
+               download: bool = True, verify: bool = True, device="cpu") -> LMTrainer:
         """Continue the run saved in ``out`` exactly where its last save left it.
 
         The run keeps the settings it was started with; ``overrides`` may change only the fields in
         RESUMABLE_OVERRIDES (how long it goes on, how it reports), and ``resume_changes`` lists what
-        they changed. ``verify`` checks the saved tensors' content hashes."""
+        they changed. ``verify`` checks the saved tensors' content hashes. ``device``: where to continue (states
+        are saved from host copies, so a run may move between devices when it resumes)."""
         out = Path(out)
         arrays, opt_state, state = read_train_state(out / STATE_FILE, verify)
         config, changes = resumed_config(state.get("config", {}), {**(overrides or {}), "out": str(out)})
         log = _read_log(out / LOG_FILE, upto=int(state["iter"]))
         saved = _SavedRun(load_tokenizer(out / TOKENIZER_FILE), arrays, opt_state, state, log, changes)
-        return cls(config, corpus, download, _resumed=saved)
+        return cls(config, corpus, download, device=device, _resumed=saved)
 
     # -- one iteration ------------------------------------------------------------------------
     def train_step(self, batches=None) -> float | None:
@@ -193,7 +209,7 @@ class LMTrainer:
                 x, y = random_windows(self.corpus.train, c.batch_size, c.block_size, self.data_rng)
             else:
                 x, y = batches[micro]
-            _, loss = model(x, y)
+            _, loss = model(*self._on_device(x, y))
             value = loss.item()
             if not self.guard.ok(value, f"iteration {self.iter + 1}"):
                 return self._skip_step()
@@ -207,6 +223,12 @@ class LMTrainer:
         opt.zero_grad()
         self.iter += 1
         return total / c.grad_accum
+
+    def _on_device(self, *arrays) -> tuple[Tensor, ...]:
+        """Token windows (drawn on the host, so the data stream is the same on every device) as tensors on the
+        model's device."""
+        return tuple(a.to(self.device) if isinstance(a, Tensor) else Tensor(backend.to_device(a, self.device))
+                     for a in arrays)
 
     def _skip_step(self) -> None:
         """Drop this iteration's gradients without an update; the schedule moves on as if it had run."""
@@ -222,7 +244,7 @@ class LMTrainer:
         out = {}
         for index, (split, ids) in enumerate((("train", self.corpus.train), ("val", self.corpus.val))):
             rng = np.random.default_rng([c.seed, index])
-            losses = [self.model(*random_windows(ids, c.batch_size, c.block_size, rng))[1].item()
+            losses = [float(self.model(*self._on_device(*random_windows(ids, c.batch_size, c.block_size, rng)))[1])
                       for _ in range(c.eval_iters)]
             out[split] = float(np.mean(losses))
         self.model.train()

@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import backend
 from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ def windows(ids: np.ndarray, n: int, block_size: int, batch_size: int):
 @no_grad()
 def _batch_nats(model, x: np.ndarray, y: np.ndarray) -> float:
     """Summed negative log-likelihood (nats) of the targets ``y`` given inputs ``x``, in float64."""
-    logits = np.asarray(model(x).numpy(), dtype=np.float64)  # (B, T, V)
+    device = next(iter(model.parameters())).device
+    logits = np.asarray(model(Tensor(backend.to_device(x, device))).numpy(), dtype=np.float64)  # (B, T, V), host
     top = logits.max(axis=-1, keepdims=True)
     log_norm = top[..., 0] + np.log(np.exp(logits - top).sum(axis=-1))  # (B, T)
     picked = np.take_along_axis(logits, y[..., None], axis=-1)[..., 0]

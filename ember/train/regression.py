@@ -65,8 +65,9 @@ class RegressionResult:
 
 
 def mse(model, x: np.ndarray, y: np.ndarray) -> float:
+    """Mean squared error of the model on host arrays, computed on the host in float64 whatever the model's device."""
     with no_grad():
-        pred = model(Tensor(x)).numpy()
+        pred = model(Tensor(x).to(model_device(model))).numpy()
     return float(np.mean((pred.astype(np.float64) - y) ** 2))
 
 
@@ -77,13 +78,16 @@ def fit_regression(model, task: Task, steps: int = 3000, lr: float = 1e-2, weigh
                    on_nonfinite: str = "stop") -> RegressionResult:
     """Full-batch AdamW with cosine decay on ``task``; ``grid_schedule`` maps a step to a new KAN grid
     size (grid extension: the optimizer is rebuilt, the schedule continues). ``regularization``
-    adds λ·(L1 + entropy) of a KAN's edges, sample-based. ``on_nonfinite``: see ``guard.py``."""
+    adds λ·(L1 + entropy) of a KAN's edges, sample-based. ``on_nonfinite``: see ``guard.py``.
+    The samples are drawn on the host (the same points on every device) and trained on the model's device."""
     guard = NonFiniteGuard(on_nonfinite)
+    device = model_device(model)
     x, y = sample(task, n_samples, seed, dtype=model_dtype(model))
     rng = np.random.default_rng(seed + 1)
-    train_mask = rng.random(n_samples) >= val_fraction
-    val_mask = ~train_mask
-    xt, yt = Tensor(x), Tensor(y)
+    host_mask = rng.random(n_samples) >= val_fraction
+    train_mask = backend.to_device(host_mask[:, None], device)
+    val_mask = backend.to_device(~host_mask[:, None], device)
+    xt, yt = Tensor(x).to(device), Tensor(y).to(device)
     grid_schedule = dict(grid_schedule or {})
     make_opt = lambda: AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)  # noqa: E731
     opt = make_opt()
@@ -97,7 +101,7 @@ def fit_regression(model, task: Task, steps: int = 3000, lr: float = 1e-2, weigh
             sched.load_state_dict({"last_step": step - 1, "base_lrs": sched.base_lrs})
         opt.zero_grad()
         pred = model(xt)
-        loss = F.masked_mse_loss(pred, yt, train_mask[:, None])
+        loss = F.masked_mse_loss(pred, yt, train_mask)
         total = loss + regularization * model.regularization_loss(x=xt) if regularization else loss
         if not guard.ok(total.item(), f"step {step}"):
             sched.step()
@@ -111,15 +115,15 @@ def fit_regression(model, task: Task, steps: int = 3000, lr: float = 1e-2, weigh
         sched.step()
         if step % log_every == 0 or step == steps:
             with no_grad():
-                val = F.masked_mse_loss(model(xt), yt, val_mask[:, None]).item()
+                val = F.masked_mse_loss(model(xt), yt, val_mask).item()
             entry = {"step": step, "train_mse": loss.item(), "val_mse": val, "lr": sched.get_last_lr()[0]}
             history.append(entry)
             if on_log:
                 on_log(entry)
     with no_grad():
         pred_all = model(xt)
-        train_mse = F.masked_mse_loss(pred_all, yt, train_mask[:, None]).item()
-        val_mse = F.masked_mse_loss(pred_all, yt, val_mask[:, None]).item()
+        train_mse = F.masked_mse_loss(pred_all, yt, train_mask).item()
+        val_mse = F.masked_mse_loss(pred_all, yt, val_mask).item()
     test_mse = test_mse_on_fresh_points(model, task, seed)
     return RegressionResult(train_mse, val_mse, test_mse, steps, time.perf_counter() - start, history)
 
@@ -132,6 +136,13 @@ def test_mse_on_fresh_points(model, task: Task, seed: int) -> float:
     ``ember eval`` calls this with the run's seed to reproduce the number the run reported."""
     x, y = sample(task, TEST_POINTS, seed + 2, dtype=np.float64)
     return mse(model, x.astype(model_dtype(model)), y)
+
+
+def model_device(model) -> backend.Device:
+    """Where the model's parameters live (the CPU for a model without any)."""
+    for p in model.parameters():
+        return p.device
+    return backend.CPU
 
 
 def model_dtype(model):
