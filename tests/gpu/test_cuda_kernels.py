@@ -69,10 +69,14 @@ def assert_same_bits(actual, expected):
     np.testing.assert_array_equal(actual.view(np.uint8), expected.view(np.uint8))
 
 
-def assert_close(actual, expected, what):
-    """Within the dtype's parity tolerance, relative to the result's scale (its largest magnitude)."""
+def assert_close(actual, expected, what, condition: float = 1.0):
+    """Within the dtype's parity tolerance, relative to the result's scale (its largest magnitude).
+
+    ``condition`` widens it for ill-conditioned inputs: rows with mean 50 and spread 3 lose log2(1 + 50/3)
+    bits when centred, so their float32 results carry that much more round-off on any device (an H200 run
+    found 2.5e-5 on 3-element rows)."""
     actual, expected = np.asarray(actual), np.asarray(expected)
-    rtol = RTOL[expected.dtype]
+    rtol = RTOL[expected.dtype] * condition
     scale = float(np.abs(expected[np.isfinite(expected)]).max(initial=0.0))
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
 
@@ -226,7 +230,7 @@ def test_layer_norm_matches_the_gpu_reference_and_the_cpu(launches, shape, norma
     assert all(calls)
     for expected in (run(norm, arrays, "cuda", "numpy"), run(norm, arrays, "cpu", ON)):
         for a, e, what in zip(fast, expected, ("out", "dx", "dw", "db")):
-            assert_close(a, e, what)
+            assert_close(a, e, what, condition=1 + offset / 3)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -324,7 +328,8 @@ def test_bspline_basis_matches_the_gpu_reference_bitwise_and_the_cpu(launches, d
 
     fast = run(basis, [x], "cuda", ON)
     assert all(calls)
-    for a, e in zip(fast, run(basis, [x], "cuda", "numpy")):
-        assert_same_bits(a, e)
+    basis_ref, dx_ref = run(basis, [x], "cuda", "numpy")
+    assert_same_bits(fast[0], basis_ref)  # the scatter only moves values
+    assert_close(fast[1], dx_ref, "dx")  # the gather sums products: CuPy's reference sums in another order
     for a, e, what in zip(fast, run(basis, [x], "cpu", ON), ("basis", "dx")):
         assert_close(a, e, what)
