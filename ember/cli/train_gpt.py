@@ -43,8 +43,12 @@ FLAGS = {
     "log_interval": (positive_int, "log the training loss every N steps (default 10)"),
     "seed": (non_negative_int, "seed of the initialisation, data windows and dropout (default 1337)"),
     "vocab_size": (positive_int, "BPE vocabulary size (default 1024 for shakespeare-bpe, 8192 for python-stdlib)"),
+    "streams": (positive_int, "residual streams of --residual hc/mhc/mhc2 (default 4, 4, 2)"),
+    "sinkhorn_iters": (positive_int, "Sinkhorn-Knopp iterations of --residual mhc (default 20)"),
 }
-ARCHITECTURE = ("data", "tokenizer", "vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias", "dtype")
+ARCHITECTURE = ("data", "tokenizer", "vocab_size", "n_layer", "n_head", "n_embd", "block_size", "bias", "dtype",
+                "gelu", "residual", "streams", "sinkhorn_iters")
+GELU = {"exact": "none", "tanh": "tanh"}  # the flag's words -> GPTConfig.gelu
 
 
 def add_parser(models) -> None:
@@ -62,6 +66,11 @@ def add_parser(models) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=text)
     p.add_argument("--bias", action="store_true", default=None, help="biases in Linears and LayerNorms (GPT-2)")
     p.add_argument("--dtype", choices=("float32", "float64"), default=None)
+    p.add_argument("--gelu", choices=tuple(GELU), default=None,
+                   help="GELU's exact erf form (default, nanoGPT) or its tanh approximation (GPT-2, llama.cpp)")
+    p.add_argument("--residual", choices=("plain", "hc", "mhc", "mhc2"), default=None,
+                   help="plain residual (default) or hyper-connections: hc (static), mhc (manifold-constrained, "
+                        "Sinkhorn), mhc2 (2 streams, closed form)")
     add_device_arg(p)
     p.add_argument("--out", metavar="DIR", default=None,
                    help="checkpoints, tokenizer and log.jsonl go here (default: out-<data>, as nanoGPT)")
@@ -84,6 +93,8 @@ def given_settings(args) -> dict:
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(LMTrainConfig)
              if getattr(args, f.name, None) is not None}
+    if "gelu" in given:
+        given["gelu"] = GELU[given["gelu"]]
     if args.skip_nonfinite:
         given["on_nonfinite"] = "skip"
     return given
@@ -132,7 +143,8 @@ def run(args) -> int:
         say(f"resume: {change}")
     c, corpus, model = trainer.config, trainer.corpus, trainer.model
     what = f"resuming at iteration {trainer.iter}" if args.resume else "training"
-    say(f"{what} gpt ({c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}, "
+    residual = "" if c.residual == "plain" else f", {c.residual} with {model.config.streams} streams"
+    say(f"{what} gpt ({c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}{residual}, "
         f"{model.num_parameters():,} parameters) on {c.data}: {corpus.vocab_size} tokens in the vocabulary, "
         f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens; batch {c.batch_size}x{c.grad_accum}, "
         f"{c.max_iters} iterations, AdamW lr {c.lr} -> {c.min_lr}; on {trainer.device}; saving to {c.out}")

@@ -11,6 +11,7 @@ N(0, 0.02), biases 0, and the two residual projections (attn.c_proj, mlp.c_proj)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = False  # nanoGPT's default: no biases in Linears and LayerNorms
     gelu: str = "none"  # 'none' (exact erf, nanoGPT) or 'tanh' (GPT-2, llama.cpp)
+    residual: str = "plain"  # 'plain', or hyper-connections 'hc' | 'mhc' | 'mhc2' (ember/nn/layers/hyper.py)
+    streams: int = 0  # residual streams n; 0 = the mode's default (plain 1, hc/mhc 4, mhc2 2)
+    sinkhorn_iters: int = 20  # mhc's Sinkhorn–Knopp iterations (training and decoding use the same)
 
     def __post_init__(self):
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -48,6 +52,20 @@ class GPTConfig:
             raise ValueError(f"GPTConfig: dropout must be in [0, 1), got {self.dropout}")
         if self.gelu not in ("none", "tanh"):
             raise ValueError(f"GPTConfig: gelu must be 'none' or 'tanh', got {self.gelu!r}")
+        if self.residual not in nn.RESIDUAL_MODES:
+            raise ValueError(f"GPTConfig: residual must be one of {', '.join(nn.RESIDUAL_MODES)}, "
+                             f"got {self.residual!r}")
+        if not self.streams:
+            self.streams = {"plain": 1, "hc": 4, "mhc": 4, "mhc2": 2}[self.residual]
+        if self.residual == "plain" and self.streams != 1:
+            raise ValueError(f"GPTConfig: a plain residual has one stream, got streams={self.streams}; "
+                             "choose residual 'hc', 'mhc' or 'mhc2' for more")
+        if self.residual in ("hc", "mhc") and self.streams < 2:
+            raise ValueError(f"GPTConfig: residual {self.residual!r} needs streams >= 2, got {self.streams}")
+        if self.residual == "mhc2" and self.streams != 2:
+            raise ValueError(f"GPTConfig: residual 'mhc2' is the closed form for exactly 2 streams, got {self.streams}")
+        if int(self.sinkhorn_iters) < 1:
+            raise ValueError(f"GPTConfig: sinkhorn_iters must be at least 1, got {self.sinkhorn_iters}")
 
 
 class CausalSelfAttention(nn.Module):
@@ -76,16 +94,38 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: GPTConfig):
+    """Pre-norm attention then MLP, each around a plain residual or a hyper-connection (``hc_attn``,
+    ``hc_mlp``; then x holds the streams (B, T, n, C))."""
+
+    def __init__(self, config: GPTConfig, index: int = 0):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.attn = CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
+        self.hc_attn = self.hc_mlp = None
+        if config.residual != "plain":
+            make = functools.partial(nn.HyperConnection, config.residual, config.streams, config.n_embd,
+                                     sinkhorn_iters=config.sinkhorn_iters)
+            # A doubly stochastic mix cannot change equal streams (the first sub-layer's: copies of the
+            # embedding) nor their sum (the last sub-layer's, summed next): both would only ever get a zero
+            # gradient, so mhc/mhc2 leave them out. (hc's unconstrained H_res can scale, and stays.)
+            constrained = config.residual in ("mhc", "mhc2")
+            self.hc_attn = make(2 * index, mix=not (constrained and index == 0))
+            self.hc_mlp = make(2 * index + 1, mix=not (constrained and index == config.n_layer - 1))
 
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
+        if self.hc_attn is None:
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+        x = _around(self.hc_attn, x, lambda u: self.attn(self.ln_1(u)))
+        return _around(self.hc_mlp, x, lambda u: self.mlp(self.ln_2(u)))
+
+
+def _around(hc: nn.HyperConnection, x, branch):
+    """One sub-layer inside a hyper-connection: read the branch input, run it, write it back."""
+    c = hc.coefficients(x)
+    return hc.write(x, branch(hc.read(x, c)), c)
 
 
 def _run(op, *arrays, **attrs):
@@ -106,6 +146,24 @@ def _linear(x, layer: nn.Linear):
     if layer.bias is None:
         return _run(L.Linear, x, layer.weight.data)
     return _run(L.Linear, x, layer.weight.data, layer.bias.data)
+
+
+def _enter(hc, x):
+    """The branch input of a decode step and the maps used to write back: (x, None) for a plain residual, or
+    the hyper-connection's read of the streams x with its coefficients."""
+    if hc is None:
+        return x, None
+    streams = Tensor(x)
+    coefficients = hc.coefficients(streams)
+    return hc.read(streams, coefficients).data, coefficients
+
+
+def _leave(hc, x, y, coefficients):
+    """x + y (plain), or the hyper-connection's write of the branch output y into the streams x: the same
+    ``write`` the training forward runs, so training and decoding cannot place H_res differently."""
+    if hc is None:
+        return x + y
+    return hc.write(Tensor(x), Tensor(y), coefficients).data
 
 
 class KVCache:
@@ -135,7 +193,7 @@ class GPT(nn.Module):
             "wte": nn.Embedding(c.vocab_size, c.n_embd),
             "wpe": nn.Embedding(c.block_size, c.n_embd),
             "drop": nn.Dropout(c.dropout),
-            "h": nn.ModuleList([Block(c) for _ in range(c.n_layer)]),
+            "h": nn.ModuleList([Block(c, i) for i in range(c.n_layer)]),
             "ln_f": nn.LayerNorm(c.n_embd, bias=c.bias),
         })
         self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
@@ -145,10 +203,15 @@ class GPT(nn.Module):
     def reset_parameters(self) -> None:
         residual_std = 0.02 / math.sqrt(2 * self.config.n_layer)
         for name, p in self.named_parameters():
+            if ".hc_" in name:
+                continue  # hyper-connections have their own initialisation (below)
             if p.ndim >= 2:
                 nn.init.normal_(p, 0.0, residual_std if name.endswith("c_proj.weight") else 0.02)
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
+        for module in self.modules():
+            if isinstance(module, nn.HyperConnection):
+                module.reset_parameters()
 
     def num_parameters(self, trainable_only: bool = False, non_embedding: bool = True) -> int:
         """Parameters, the tied token embedding counted once and (by default, as nanoGPT reports) the
@@ -178,9 +241,12 @@ class GPT(nn.Module):
         tr = self.transformer
         pos = backend.device_of(tr["wpe"].weight.data).xp.arange(ids.shape[1])
         x = tr["drop"](tr["wte"](ids) + tr["wpe"](pos))
+        n = self.config.streams
+        if n > 1:  # every stream starts as a copy of the embedding ...
+            x = x.unsqueeze(-2).expand(*x.shape[:-1], n, x.shape[-1])
         for block in tr["h"]:
             x = block(x)
-        return x
+        return x.sum(-2) if n > 1 else x  # ... and they are summed before the final LayerNorm
 
     def last_logits(self, ids) -> Tensor:
         """Logits (B, V) of the last position only, as nanoGPT's inference forward: the final LayerNorm
@@ -194,12 +260,13 @@ class GPT(nn.Module):
 
     def configure_optimizer(self, lr: float, weight_decay: float, betas=(0.9, 0.95)):
         """AdamW with weight decay on every parameter with ≥ 2 dimensions (matmul weights, embeddings)
-        and none on biases and LayerNorm gains (nanoGPT's two groups)."""
+        and none on biases, LayerNorm gains and the static hyper-connection maps (nanoGPT's two groups)."""
         from ..optim import AdamW
 
         params = list(self.parameters())
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
+        static = {id(p) for m in self.modules() if isinstance(m, nn.HyperConnection) for p in m.static_parameters()}
+        decay = [p for p in params if p.ndim >= 2 and id(p) not in static]
+        no_decay = [p for p in params if p.ndim < 2 or id(p) in static]
         groups = [{"params": decay, "weight_decay": weight_decay}]
         if no_decay:
             groups.append({"params": no_decay, "weight_decay": 0.0})
@@ -229,7 +296,12 @@ class GPT(nn.Module):
         x = F.embedding(ids, tr["wte"].weight).data + tr["wpe"].weight.data[start : start + t]  # ids checked
         # one new token attends to every cached key: no mask to build or add
         mask = causal_mask_t(xp, start + t, t, offset=start, dtype=x.dtype) if t > 1 else None
+        n = c.streams
+        if n > 1:
+            x = xp.broadcast_to(x[:, :, None, :], (b, t, n, c.n_embd))
         for layer, block in enumerate(tr["h"]):
+            streams = x
+            x, maps = _enter(block.hc_attn, streams)
             qkv = _linear(_layer_norm(x, block.ln_1), block.attn.c_attn)
             heads = qkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, t, D)
             kv = cache.kv[layer]
@@ -242,11 +314,15 @@ class GPT(nn.Module):
                 st += mask
             y = softmax_keys(xp, st).swapaxes(-1, -2) @ values  # (B, H, t, D)
             y = y.transpose(0, 2, 1, 3).reshape(b, t, c.n_embd)
-            x = x + _linear(y, block.attn.c_proj)
+            x = _leave(block.hc_attn, streams, _linear(y, block.attn.c_proj), maps)
             mlp = block.mlp
+            streams = x
+            x, maps = _enter(block.hc_mlp, streams)
             hidden = _run(E.GELU, _linear(_layer_norm(x, block.ln_2), mlp.c_fc), approximate=mlp.gelu.approximate)
-            x = x + _linear(hidden, mlp.c_proj)
+            x = _leave(block.hc_mlp, streams, _linear(hidden, mlp.c_proj), maps)
         cache.pos = start + t
+        if n > 1:
+            x = x.sum(axis=-2)
         return _linear(_layer_norm(x, tr["ln_f"]), self.lm_head)
 
     # -- sampling ---------------------------------------------------------------------------------

@@ -71,6 +71,10 @@ class LMTrainConfig:
     block_size: int = 64
     dropout: float = 0.0
     bias: bool = False
+    gelu: str = "none"  # 'none' (exact, nanoGPT) or 'tanh' (GPT-2; what llama.cpp computes)
+    residual: str = "plain"  # 'plain' | 'hc' | 'mhc' | 'mhc2' (hyper-connections: ember/nn/layers/hyper.py)
+    streams: int = 0  # residual streams; 0: the residual mode's default
+    sinkhorn_iters: int = 20
     batch_size: int = 12
     grad_accum: int = 1
     max_iters: int = 2000
@@ -145,7 +149,8 @@ class LMTrainer:
         self.corpus = corpus
         backend.manual_seed(c.seed)
         self.model = GPT(GPTConfig(block_size=c.block_size, vocab_size=corpus.vocab_size, n_layer=c.n_layer,
-                                   n_head=c.n_head, n_embd=c.n_embd, dropout=c.dropout, bias=c.bias))
+                                   n_head=c.n_head, n_embd=c.n_embd, dropout=c.dropout, bias=c.bias, gelu=c.gelu,
+                                   residual=c.residual, streams=c.streams, sinkhorn_iters=c.sinkhorn_iters))
         # initialised on the CPU, then moved: the same starting weights on every device; the optimizer is made
         # after the move, so its state (and a restored state) lives on the parameters' device
         self.model.to(dtype=c.dtype, device=self.device)

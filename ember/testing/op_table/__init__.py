@@ -14,6 +14,7 @@ from . import (
     attention,
     conv,
     elementwise,
+    hyper,
     indexing,
     kan,
     layers,
@@ -26,7 +27,8 @@ from . import (
 )
 from .case import LayerCase, OpCase, make_inputs
 
-FAMILIES = (elementwise, pointwise, activation, reduce, shape, indexing, linalg, conv, norm, kan, attention, loss)
+FAMILIES = (elementwise, pointwise, activation, reduce, shape, indexing, linalg, conv, norm, kan, attention, loss,
+            hyper)
 OPS: list[OpCase] = [case for family in FAMILIES for case in family.OPS]
 LAYERS: list[LayerCase] = layers.LAYERS + [case for family in FAMILIES for case in getattr(family, "LAYERS", [])]
 

@@ -1,0 +1,96 @@
+"""Op-table rows: the Sinkhorn–Knopp projection; layer rows for hyper-connections around a branch."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import ember.nn as nn
+import ember.nn.functional as F
+
+from .case import LayerCase, OpCase
+
+
+def torch_sinkhorn(T, logits, iters):
+    """The same unrolled log-domain iterations in PyTorch, differentiated by its autograd: the reference for
+    ember's hand-derived backward."""
+    L = logits - logits.amax(dim=(-2, -1), keepdim=True)
+    for _ in range(iters):
+        L = L - T.logsumexp(L, dim=-2, keepdim=True)
+        L = L - T.logsumexp(L, dim=-1, keepdim=True)
+    return L.exp()
+
+
+OPS: list[OpCase] = [
+    OpCase("sinkhorn_3x3", lambda a: F.sinkhorn(a, 5), lambda T, a: torch_sinkhorn(T, a, 5), ((3, 3),)),
+    OpCase("sinkhorn_batched_4x4", lambda a: F.sinkhorn(a, 20), lambda T, a: torch_sinkhorn(T, a, 20),
+           ((2, 3, 4, 4),)),
+    OpCase("sinkhorn_2x2_one_iteration", lambda a: F.sinkhorn(a, 1), lambda T, a: torch_sinkhorn(T, a, 1),
+           ((5, 2, 2),)),
+]
+
+
+class Around(nn.Module):
+    """A hyper-connection around a Linear branch with its parameters moved off their initial values (so the
+    streams differ, φ is non-zero and the mix is not at its start): one sub-layer of an n-stream network."""
+
+    def __init__(self, mode: str, streams: int, dim: int = 3, mix: bool = True):
+        super().__init__()
+        self.hc = nn.HyperConnection(mode, streams, dim, index=1, sinkhorn_iters=7, mix=mix)
+        self.branch = nn.Linear(dim, dim)
+        rng = np.random.default_rng(11)
+        for p in self.hc.parameters():
+            p.data[...] = p.data + rng.uniform(-0.6, 0.6, size=p.shape).astype(p.dtype)
+
+    def forward(self, x):
+        c = self.hc.coefficients(x)
+        return self.hc.write(x, self.branch(self.hc.read(x, c)), c)
+
+
+def torch_around(T, m: Around):
+    """``Around`` written again in PyTorch from the formulas (ember/nn/layers/hyper.py), with m's parameters."""
+    hc = m.hc
+
+    class Twin(T.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.branch = T.nn.Linear(hc.dim, hc.dim, dtype=getattr(T, m.branch.weight.dtype.name))
+            self.hc = T.nn.Module()
+            for name, p in hc.named_parameters():
+                self.hc.register_parameter(name, T.nn.Parameter(T.tensor(p.numpy().copy())))
+            with T.no_grad():
+                self.branch.weight.copy_(T.tensor(m.branch.weight.numpy()))
+                self.branch.bias.copy_(T.tensor(m.branch.bias.numpy()))
+
+        def maps(self, x):
+            p, n = self.hc, hc.streams
+            if hc.mode == "hc":
+                return p.h_pre, p.h_post, getattr(p, "h_res", None)
+            if hc.mode == "mhc2":
+                a = T.sigmoid(p.mix_logit) if hc.mix else None
+                eye, swap = T.eye(2, dtype=x.dtype), T.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=x.dtype)
+                h_res = None if a is None else a * eye + (1 - a) * swap
+                return T.sigmoid(p.pre_logits), 2 * T.sigmoid(p.post_logits), h_res
+            flat = x.reshape(*x.shape[:-2], n * hc.dim)
+            flat = flat * T.rsqrt(flat.pow(2).mean(-1, keepdim=True) + T.finfo(x.dtype).eps)
+            d = flat @ p.phi
+            h_pre = T.sigmoid(p.alpha[0] * d[..., :n] + p.b_pre)
+            h_post = 2 * T.sigmoid(p.alpha[1] * d[..., n : 2 * n] + p.b_post)
+            if not hc.mix:
+                return h_pre, h_post, None
+            res = p.alpha[2] * d[..., 2 * n :].reshape(*x.shape[:-2], n, n) + p.b_res
+            return h_pre, h_post, torch_sinkhorn(T, res, hc.sinkhorn_iters)
+
+        def forward(self, x):
+            h_pre, h_post, h_res = self.maps(x)
+            y = self.branch((h_pre.unsqueeze(-1) * x).sum(-2))
+            return (x if h_res is None else h_res @ x) + h_post.unsqueeze(-1) * y.unsqueeze(-2)
+
+    return Twin()
+
+
+LAYERS: list[LayerCase] = [
+    LayerCase("HyperConnection_hc", lambda: Around("hc", 3), torch_around, (2, 3, 3, 3)),
+    LayerCase("HyperConnection_mhc", lambda: Around("mhc", 3), torch_around, (2, 3, 3, 3)),
+    LayerCase("HyperConnection_mhc_no_mix", lambda: Around("mhc", 2, mix=False), torch_around, (4, 2, 3)),
+    LayerCase("HyperConnection_mhc2", lambda: Around("mhc2", 2), torch_around, (2, 4, 2, 3)),
+]
