@@ -130,8 +130,7 @@ class HyperConnection(Module):
             return h_pre, h_post, a * eye + (1.0 - a) * swap
         n = self.streams
         lead = tuple(x.shape[:-2])
-        flat = F.rms_norm(x.reshape(*lead, n * self.dim), n * self.dim)
-        d = flat @ self.phi
+        d = F.rms_project(x.reshape(*lead, n * self.dim), self.phi)  # RMS-normalised flat state @ φ
         alpha = self.alpha
         h_pre = (alpha[0] * d[..., :n] + self.b_pre).sigmoid()
         h_post = 2.0 * (alpha[1] * d[..., n : 2 * n] + self.b_post).sigmoid()
@@ -142,14 +141,12 @@ class HyperConnection(Module):
 
     def read(self, x: Tensor, coefficients) -> Tensor:
         """The branch input u = h_pre · X: (..., C) from streams (..., n, C)."""
-        h_pre = coefficients[0]
-        return (h_pre.unsqueeze(-1) * x).sum(-2)
+        return F.stream_read(coefficients[0], x)
 
     def write(self, x: Tensor, y: Tensor, coefficients) -> Tensor:
         """The next streams H_res · X + h_postᵀ y, from streams x (..., n, C) and the branch output y (..., C)."""
         _, h_post, h_res = coefficients
-        mixed = x if h_res is None else h_res @ x
-        return mixed + h_post.unsqueeze(-1) * y.unsqueeze(-2)
+        return F.stream_write(x, y, h_post, h_res)
 
     def extra_repr(self) -> str:
         return (f"{self.mode}, streams={self.streams}, dim={self.dim}, home={self.home}"
