@@ -104,7 +104,11 @@ def load_corpus(spec: str, tokenizer: str | CharTokenizer | ByteBPETokenizer | N
                 vocab_size: int | None = None, val_fraction: float = 0.1, data_dir=None,
                 download: bool = True) -> TextCorpus:
     """Read, tokenize and split a corpus. ``tokenizer``: 'char', 'bpe', an existing tokenizer (to
-    reuse one saved in a checkpoint), or None for the corpus's default."""
+    reuse one saved in a checkpoint), or None for the corpus's default.
+
+    A corpus of many files (python-stdlib, a folder) holds out whole files: every round(1/val_fraction)-th
+    file is validation, so the model is judged on code it never saw a line of, spread over the corpus; a BPE
+    tokenizer is trained on the training files only. A single text holds out its last characters."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"load_corpus: val_fraction must be in (0, 1), got {val_fraction}")
     docs = read_documents(spec, data_dir, download)
@@ -113,14 +117,26 @@ def load_corpus(spec: str, tokenizer: str | CharTokenizer | ByteBPETokenizer | N
     kind = tokenizer if isinstance(tokenizer, str) else ("char" if tokenizer.kind == "char" else "bpe")
     if kind not in ("char", "bpe"):
         raise ValueError(f"load_corpus: tokenizer must be 'char' or 'bpe', got {tokenizer!r}")
-    text = ("\n\n" if kind == "char" else END_OF_TEXT).join(docs)
+    separator = "\n\n" if kind == "char" else END_OF_TEXT
+    text = separator.join(docs)
+    every = max(2, round(1.0 / val_fraction))
+    by_file = len(docs) >= every  # held-out whole files: every `every`-th one, spread over the corpus
+    if by_file:
+        train_text = separator.join(d for i, d in enumerate(docs) if i % every != every - 1)
+        val_text = separator.join(docs[every - 1 :: every])
+    else:  # one document (Tiny Shakespeare) or too few files: its last characters, as nanoGPT
+        cut = int(len(text) * (1.0 - val_fraction))
+        train_text, val_text = text[:cut], text[cut:]
     if tokenizer == "char":
         tokenizer = CharTokenizer.train(text)  # nanoGPT: the whole text's characters
     elif tokenizer == "bpe":
-        cut = int(len(text) * (1.0 - val_fraction))
-        tokenizer = ByteBPETokenizer.train(text[:cut], vocab_size or DEFAULT_BPE_VOCAB.get(spec, 4096),
+        tokenizer = ByteBPETokenizer.train(train_text, vocab_size or DEFAULT_BPE_VOCAB.get(spec, 4096),
                                            special_tokens=[END_OF_TEXT])
-    ids = np.asarray(tokenizer.encode(text), dtype=np.uint16 if tokenizer.vocab_size <= 65536 else np.int32)
+    dtype = np.uint16 if tokenizer.vocab_size <= 65536 else np.int32
+    if by_file:
+        train, val = (np.asarray(tokenizer.encode(t), dtype=dtype) for t in (train_text, val_text))
+        return TextCorpus(spec, tokenizer, train, val, len(text))
+    ids = np.asarray(tokenizer.encode(text), dtype=dtype)
     n_train = int(len(ids) * (1.0 - val_fraction))
     return TextCorpus(spec, tokenizer, ids[:n_train], ids[n_train:], len(text))
 

@@ -88,3 +88,14 @@ def test_real_shakespeare_char_matches_nanogpt(ember_data):
     corpus = load_corpus("shakespeare-char", download=False)
     # nanoGPT's prepare.py: 65 characters, 1,003,854 train and 111,540 val tokens
     assert corpus.vocab_size == 65 and len(corpus.train) == 1_003_854 and len(corpus.val) == 111_540
+
+
+def test_a_corpus_of_files_holds_out_whole_files(tmp_path):
+    """Validation is every 10th file, whole: the model is judged on files it never saw a line of."""
+    for i in range(25):
+        (tmp_path / f"f{i:02d}.py").write_text(f"def f{i}():\n    return {i}\n")
+    corpus = load_corpus(str(tmp_path), tokenizer="bpe", vocab_size=300, val_fraction=0.1)
+    val = corpus.tokenizer.decode(corpus.val).split(END_OF_TEXT)
+    train = corpus.tokenizer.decode(corpus.train).split(END_OF_TEXT)
+    assert val == ["def f9():\n    return 9\n", "def f19():\n    return 19\n"]
+    assert len(train) == 23 and not set(train) & set(val)
