@@ -179,12 +179,7 @@ def _class_cross_entropy_compiled(ctx, z, classes, target, reduction, eps, ignor
     np.exp(p, out=p)
     loss = np.empty(len(z), dtype=z.dtype)
     loss_kernels.softmax_and_loss(p, z, row_max, t, shifted_mean, dtype(1.0 - eps), dtype(eps), loss, dtype)
-    row_weight = valid.astype(z.dtype)
-    value, scale = _reduce(loss, row_weight, reduction, empty=_empty_value(mask))
-    ctx.t, ctx.rows, ctx.class_weight, ctx.class_weight_soft = t, xp.arange(t.size), None, None
-    ctx.p, ctx.weight, ctx.scale, ctx.eps, ctx.classes = p, row_weight, scale, eps, classes
-    ctx.shape, ctx.soft, ctx.saves = shape, False, ()
-    return _result(xp, value, reduction, z.dtype, _loss_shape(shape))
+    return _finish_class_cross_entropy(ctx, p, loss, t, valid, reduction, eps, classes, mask, shape)
 
 
 def _class_cross_entropy_cuda(ctx, z, classes, target, reduction, eps, ignore_index, mask, shape):
@@ -192,12 +187,18 @@ def _class_cross_entropy_cuda(ctx, z, classes, target, reduction, eps, ignore_in
     xp = ctx.xp
     t, valid = _class_targets(xp, "cross_entropy", target, ignore_index, mask, classes)
     p, loss = cuda_loss_kernels.softmax_cross_entropy(z, t, eps)
-    row_weight = valid.astype(z.dtype)
+    return _finish_class_cross_entropy(ctx, p, loss, t, valid, reduction, eps, classes, mask, shape)
+
+
+def _finish_class_cross_entropy(ctx, p, loss, t, valid, reduction, eps, classes, mask, shape):
+    """The compiled paths' common end: reduce the per-row losses and save what ``CrossEntropy.backward`` reads."""
+    xp = ctx.xp
+    row_weight = valid.astype(p.dtype)
     value, scale = _reduce(loss, row_weight, reduction, empty=_empty_value(mask))
     ctx.t, ctx.rows, ctx.class_weight, ctx.class_weight_soft = t, xp.arange(t.size), None, None
     ctx.p, ctx.weight, ctx.scale, ctx.eps, ctx.classes = p, row_weight, scale, eps, classes
     ctx.shape, ctx.soft, ctx.saves = shape, False, ()
-    return _result(xp, value, reduction, z.dtype, _loss_shape(shape))
+    return _result(xp, value, reduction, p.dtype, _loss_shape(shape))
 
 
 def _class_targets(xp, name, target, ignore_index, mask, classes):
