@@ -26,6 +26,7 @@ from ember import backend
 
 from . import LAYERS, OPS, build_layer, layer_input, make_inputs
 from .op_table import LayerCase, OpCase
+from .perturb import perturb_hyper_connections
 
 TOLERANCE = {  # (dtype, kind) -> largest norm-relative difference allowed
     ("float64", "op"): 1e-10,
@@ -229,7 +230,7 @@ def step_parity(model: str, dev: backend.Device, dtype, seed: int = 0, batch: in
     for device in (backend.CPU, dev):
         ember.manual_seed(seed)
         net = ember.models.build("gpt" if gpt else model, config)
-        _off_the_start(net, seed)
+        perturb_hyper_connections(net, seed)  # at the start the mixes' gradients are exactly zero: compare more
         net.to(dtype=dtype).to(device)
         opt = ember.optim.Adam(net.parameters(), lr=1e-3, eps=STEP_ADAM_EPS)
         x, y = ember.tensor(x_np, device=device), ember.tensor(y_np, device=device)
@@ -249,16 +250,6 @@ def step_parity(model: str, dev: backend.Device, dtype, seed: int = 0, batch: in
     return _checks("steps", model, dtype, quantities, kind="step")
 
 
-def _off_the_start(net, seed: int) -> None:
-    """Move hyper-connection maps off their initial values: at the start the streams are equal, so their mixes'
-    gradients are exactly zero and only round-off would be compared."""
-    rng = np.random.default_rng(seed + 100)
-    for module in net.modules():
-        if isinstance(module, ember.nn.HyperConnection):
-            for p in module.parameters():
-                p.data[...] = p.data + rng.uniform(-0.5, 0.5, p.shape).astype(p.dtype)
-
-
 # ----------------------------------------------------------------------------- everything
 
 
@@ -269,13 +260,13 @@ def run(dev: backend.Device, dtypes=(np.float64, np.float32), sections=SECTIONS,
         dtype = np.dtype(dtype)
         jobs = []
         if "ops" in sections:
-            jobs += [("ops", case.name, lambda c=case: op_parity(c, dev, dtype)) for case in OPS]
+            jobs += [("ops", case.name, lambda c=case, d=dtype: op_parity(c, dev, d)) for case in OPS]
         if "layers" in sections:
-            jobs += [("layers", case.name, lambda c=case: layer_parity(c, dev, dtype)) for case in LAYERS]
+            jobs += [("layers", case.name, lambda c=case, d=dtype: layer_parity(c, dev, d)) for case in LAYERS]
         if "pooling" in sections:
-            jobs.append(("pooling", "max_pool2d", lambda: pooling_parity(dev, dtype)))
+            jobs.append(("pooling", "max_pool2d", lambda d=dtype: pooling_parity(dev, d)))
         if "steps" in sections:
-            jobs += [("steps", m, lambda m=m: step_parity(m, dev, dtype)) for m in STEP_MODELS]
+            jobs += [("steps", m, lambda m=m, d=dtype: step_parity(m, dev, d)) for m in STEP_MODELS]
         for section, name, job in jobs:
             if progress:
                 progress(f"{section} {name} {dtype.name}")

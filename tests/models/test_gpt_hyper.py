@@ -15,6 +15,7 @@ import ember
 from ember import nn
 from ember.models import GPT, GPTConfig
 from ember.models import gpt as gpt_module
+from ember.testing.perturb import logit, perturb_hyper_connections
 
 MODES = [("hc", 3), ("mhc", 4), ("mhc", 2), ("mhc2", 2)]
 SMALL = dict(block_size=16, vocab_size=13, n_layer=2, n_head=2, n_embd=8)
@@ -24,9 +25,6 @@ def build(residual="plain", streams=0, dtype="float64", seed=0, **overrides) -> 
     ember.manual_seed(seed)
     return GPT(GPTConfig(**{**SMALL, **overrides}, residual=residual, streams=streams)).to(dtype=dtype)
 
-
-def logit(p: float) -> float:
-    return math.log(p / (1 - p))
 
 
 # ----------------------------------------------------------------------------- Sinkhorn
@@ -115,23 +113,6 @@ def test_initial_mixing_is_moderate_not_an_identity():
 # ----------------------------------------------------------------------------- train/inference parity
 
 
-def perturb(model: GPT, seed: int = 3) -> None:
-    """Asymmetric maps: a = 0.7, h_post = [0.6, 1.4] in mhc2; random φ, α and biases in mhc; random HC maps."""
-    rng = np.random.default_rng(seed)
-    for module in model.modules():
-        if not isinstance(module, nn.HyperConnection):
-            continue
-        for name, p in module.named_parameters():
-            if module.mode == "mhc2" and name == "mix_logit":
-                p.data[...] = logit(0.7)
-            elif module.mode == "mhc2" and name == "post_logits":
-                p.data[...] = np.array([logit(0.3), logit(0.7)], dtype=p.dtype)  # 2σ: 0.6, 1.4
-            elif name == "phi":
-                p.data[...] = rng.standard_normal(p.shape).astype(p.dtype) * 0.5
-            else:
-                p.data[...] = p.data + rng.uniform(-0.8, 0.8, p.shape).astype(p.dtype)
-
-
 def assert_cache_matches_full_forward(model: GPT, ids, rtol: float):
     full = model(ids).numpy()
     cache = model.new_cache(ids.shape[0], ids.shape[1])
@@ -146,7 +127,7 @@ def assert_cache_matches_full_forward(model: GPT, ids, rtol: float):
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 1e-5)])
 def test_kv_cache_decoding_equals_the_training_forward(residual, streams, dtype, rtol):
     model = build(residual, streams, dtype)
-    perturb(model)
+    perturb_hyper_connections(model)
     model.eval()
     ids = np.random.default_rng(4).integers(0, 13, (2, 16))
     assert_cache_matches_full_forward(model, ids, rtol)
@@ -155,7 +136,7 @@ def test_kv_cache_decoding_equals_the_training_forward(residual, streams, dtype,
 def test_the_parity_test_catches_the_reference_systems_bug(monkeypatch):
     """Decoding that mixes after adding, H_res (X + h_post y), must fail the parity test above."""
     model = build("mhc2")
-    perturb(model)
+    perturb_hyper_connections(model)
     model.eval()
 
     def wrong_leave(hc, x, y, maps):
@@ -222,7 +203,7 @@ def test_a_hyper_connected_checkpoint_round_trips(tmp_path):
     from ember.io.checkpoint import load_model, save_checkpoint
 
     model = build("mhc", 3, "float32")
-    perturb(model)
+    perturb_hyper_connections(model)
     save_checkpoint(tmp_path / "m.safetensors", model)
     loaded, _ = load_model(tmp_path / "m.safetensors")
     ids = np.random.default_rng(5).integers(0, 13, (1, 16))

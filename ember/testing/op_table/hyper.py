@@ -7,17 +7,14 @@ import numpy as np
 import ember.nn as nn
 import ember.nn.functional as F
 
+from ..torch_gpt import hyper_maps, sinkhorn
 from .case import LayerCase, OpCase
 
 
 def torch_sinkhorn(T, logits, iters):
     """The same unrolled log-domain iterations in PyTorch, differentiated by its autograd: the reference for
     ember's hand-derived backward."""
-    L = logits - logits.amax(dim=(-2, -1), keepdim=True)
-    for _ in range(iters):
-        L = L - T.logsumexp(L, dim=-2, keepdim=True)
-        L = L - T.logsumexp(L, dim=-1, keepdim=True)
-    return L.exp()
+    return sinkhorn(logits, iters)
 
 
 OPS: list[OpCase] = [
@@ -78,23 +75,7 @@ def torch_around(T, m: Around):
                 self.branch.bias.copy_(T.tensor(m.branch.bias.numpy()))
 
         def maps(self, x):
-            p, n = self.hc, hc.streams
-            if hc.mode == "hc":
-                return p.h_pre, p.h_post, getattr(p, "h_res", None)
-            if hc.mode == "mhc2":
-                a = T.sigmoid(p.mix_logit) if hc.mix else None
-                eye, swap = T.eye(2, dtype=x.dtype), T.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=x.dtype)
-                h_res = None if a is None else a * eye + (1 - a) * swap
-                return T.sigmoid(p.pre_logits), 2 * T.sigmoid(p.post_logits), h_res
-            flat = x.reshape(*x.shape[:-2], n * hc.dim)
-            flat = flat * T.rsqrt(flat.pow(2).mean(-1, keepdim=True) + T.finfo(x.dtype).eps)
-            d = flat @ p.phi
-            h_pre = T.sigmoid(p.alpha[0] * d[..., :n] + p.b_pre)
-            h_post = 2 * T.sigmoid(p.alpha[1] * d[..., n : 2 * n] + p.b_post)
-            if not hc.mix:
-                return h_pre, h_post, None
-            res = p.alpha[2] * d[..., 2 * n :].reshape(*x.shape[:-2], n, n) + p.b_res
-            return h_pre, h_post, torch_sinkhorn(T, res, hc.sinkhorn_iters)
+            return hyper_maps(T, self.hc, hc.mode, hc.streams, hc.dim, hc.mix, hc.sinkhorn_iters, x)
 
         def forward(self, x):
             h_pre, h_post, h_res = self.maps(x)
