@@ -55,9 +55,10 @@ from .tensor import Tensor
 __version__ = "0.1.0"
 
 __all__ = [
-    "arange", "as_tensor", "backend", "bool_", "cuda_available", "data", "default_device", "device", "Device", "empty", "enable_grad", "eye", "float16",
-    "float32", "float64", "from_numpy", "full", "full_like", "functions", "get_default_dtype", "int32", "int64", "io",
-    "is_grad_enabled", "linspace", "manual_seed", "models", "nn", "no_grad", "ones", "ones_like", "optim", "rand",
-    "randint", "randn", "randperm", "set_default_device", "set_default_dtype", "set_grad_enabled", "Tensor", "tensor", "train", "uint8",
-    "zeros", "zeros_like", *functions.__all__,
+    "arange", "as_tensor", "backend", "bool_", "cuda_available", "data", "default_device", "device", "Device",
+    "empty", "enable_grad", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like", "functions",
+    "get_default_dtype", "int32", "int64", "io", "is_grad_enabled", "linspace", "manual_seed", "models", "nn",
+    "no_grad", "ones", "ones_like", "optim", "rand", "randint", "randn", "randperm", "set_default_device",
+    "set_default_dtype", "set_grad_enabled", "Tensor", "tensor", "train", "uint8", "zeros", "zeros_like",
+    *functions.__all__,
 ]

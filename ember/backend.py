@@ -136,7 +136,8 @@ def device(spec: str | Device = "cpu") -> Device:
             _cuda_devices[index] = _cuda_device(cupy, index)
         return _cuda_devices[index]
     if name == "cpu:other":
-        raise ValueError("ember.device('cpu:other'): the test double is registered by `import ember.testing.device_double`")
+        raise ValueError("ember.device('cpu:other'): the test double is registered by "
+                         "`import ember.testing.device_double`")
     raise ValueError(f"ember.device: unknown device {spec!r}; expected 'cpu', 'cuda' or 'cuda:N'")
 
 

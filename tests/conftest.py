@@ -15,7 +15,7 @@ def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` run only where CuPy sees a CUDA GPU (CI has none)."""
     if ember.cuda_available():
         return
-    skip = pytest.mark.skip(reason="no CUDA GPU here (needs CuPy and a visible GPU); run benchmarks/gpu_check.sh on one")
+    skip = pytest.mark.skip(reason="no CUDA GPU here (needs CuPy and a visible GPU): run benchmarks/gpu_check.sh")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)

@@ -63,10 +63,11 @@ def run(args) -> int:
 
 def _report(rows: dict, all_rows: bool) -> int:
     """Print failing rows (and every row with --all-rows), then the worst row per section and dtype."""
-    say(f"{'section':<8} {'row':<44} {'dtype':<8} {'worst quantity':<34} {'max abs':>9} {'max rel':>9} {'tol':>7}  status")
+    say(f"{'section':<8} {'row':<44} {'dtype':<8} {'worst quantity':<34} {'max abs':>9} {'max rel':>9} "
+        f"{'tol':>7}  status")
     failures = 0
     worst: dict[tuple, tuple] = {}
-    for (section, name, dtype), checks in rows.items():
+    for (section, _, dtype), checks in rows.items():
         bad = [c for c in checks if not c.ok]
         top = max(bad or checks, key=lambda c: (not c.ok, c.max_rel))
         failures += bool(bad)

@@ -6,7 +6,7 @@ import numpy as np
 
 import ember
 
-from . import device_double  # registers the test-double device cpu:other
+from . import device_double  # noqa: F401 - registers the test-double device cpu:other
 from .gradcheck import GradcheckResult, gradcheck, numerical_gradients
 from .op_table import LAYERS, OPS, LayerCase, OpCase, make_inputs
 
