@@ -101,3 +101,24 @@ def test_the_default_output_folder_is_named_after_the_data(tmp_path, text_file, 
     assert main(["train", "gpt", "--data", str(text_file), "--max-iters", "5", *TINY]) == 0
     assert (tmp_path / "out-words.txt" / "model.safetensors").is_file()
     assert "saving to out-words.txt" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("residual", [["--residual", "mhc", "--streams", "3"], ["--residual", "mhc2"],
+                                      ["--residual", "hc", "--streams", "2"]], ids=lambda r: r[1])
+def test_hyper_connected_runs_train_resume_and_generate_as_the_model_decodes(tmp_path, text_file, capsys, residual):
+    """A hyper-connected run keeps its residual through --resume, and ember generate's tokens are the ones the
+    model itself decodes from the saved weights (greedy, KV cache) and from recomputing the context."""
+    from ember.train.lm import load_lm
+
+    out = tmp_path / "run"
+    assert main(["train", "gpt", "--data", str(text_file), "--max-iters", "5", "--out", str(out), *residual,
+                 "--gelu", "tanh", *TINY]) == 0
+    assert main(["train", "gpt", "--resume", "--out", str(out), "--max-iters", "8", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--ckpt", str(out), "--prompt", "ab", "--max-new-tokens", "10", "--temperature", "0"]) == 0
+    text = capsys.readouterr().out.rstrip("\n")
+    model, tokenizer, _ = load_lm(out)
+    assert model.config.residual == residual[1] and model.config.gelu == "tanh"
+    cached = tokenizer.decode(list(model.generate(tokenizer.encode("ab"), 10, temperature=0)))
+    uncached = tokenizer.decode(list(model.generate(tokenizer.encode("ab"), 10, temperature=0, use_cache=False)))
+    assert text == "ab" + cached and cached == uncached
