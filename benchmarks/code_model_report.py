@@ -12,8 +12,9 @@ The runs (same seed, data, batches and token budget; only the residual differs):
 then ``python benchmarks/code_model_report.py runs/code-plain runs/code-mhc4 runs/code-mhc2``. For each run:
 the loss over every token of the held-out files (whole files: ``ember.data.text.load_corpus``), in nats
 per token and bits per byte; training tokens per second (the log's median over the run); 100 completions
-of ``def fibonacci(n):\\n`` (temperature 0.8, seeds 0..99, KV cache), each cut where the function ends
-(the first non-empty line back at column 0), and the fraction that ``ast.parse`` accepts. Writes
+of ``def fibonacci(n):\\n`` (temperature 0.8, seeds 0..99, KV cache; the final newline is sampled, see
+``sample``), each cut where the function ends (the first non-empty line back at column 0), and the fraction
+that ``ast.parse`` accepts. Writes
 ``benchmarks/results/code_model.json`` (one entry per run), ``code_model_loss.png`` (the loss curves;
 matplotlib is optional) and prints three samples of each run for the README.
 """
@@ -57,14 +58,22 @@ def parses(body: str) -> bool:
 
 
 def sample(model, tokenizer, seed: int) -> str:
-    ids = tokenizer.encode(PROMPT)
+    """One completion of PROMPT: the text after its final newline.
+
+    The prompt is fed without that newline and the model writes it (token healing): byte-level BPE merges a
+    newline with the indentation after it, so a prompt token that is a bare "\n" tells the model the next
+    line starts at column 0, and it starts a new definition instead of the body. A completion whose first
+    character is not the newline is returned as it is (it then fails to parse: counted against the model).
+    """
     out = []
-    for token in model.generate(ids, MAX_NEW_TOKENS, temperature=TEMPERATURE, seed=seed):
+    for token in model.generate(tokenizer.encode(PROMPT[:-1]), MAX_NEW_TOKENS, temperature=TEMPERATURE, seed=seed):
         out.append(token)
         text = tokenizer.decode(out)
-        if "\n" in text and any(line.strip() and not line[0].isspace() for line in text.split("\n")[1:-1]):
+        if not text.startswith("\n"):
+            return text
+        if any(line.strip() and not line[0].isspace() for line in text[1:].split("\n")[:-1]):
             break  # the function has ended: no need to sample further
-    return tokenizer.decode(out)
+    return tokenizer.decode(out)[1:]
 
 
 def report(folder: Path, samples: int) -> dict:

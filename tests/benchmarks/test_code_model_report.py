@@ -26,3 +26,40 @@ def test_what_does_not_parse_is_counted_as_such():
     assert not report.parses("    return (n\n")
     assert not report.parses("return n\n")  # not indented: the def has no body
     assert report.parses("    return n\n")
+
+
+class Chars:
+    """A character tokenizer: id = code point."""
+
+    def encode(self, text):
+        return [ord(c) for c in text]
+
+    def decode(self, ids):
+        return "".join(map(chr, ids))
+
+
+class Scripted:
+    """A model whose generate() writes a fixed text, and records the prompt it was given."""
+
+    def __init__(self, text):
+        self.text, self.prompt = text, None
+
+    def generate(self, ids, max_new_tokens, temperature, seed):
+        self.prompt = Chars().decode(ids)
+        yield from Chars().encode(self.text)[:max_new_tokens]
+
+
+def test_sampling_heals_the_prompts_final_newline():
+    """The model is given the prompt without its newline and must write it; a bare newline token would tell a
+    byte-level BPE model that the next line starts at column 0."""
+    model = Scripted("\n    return n\nprint(fibonacci(3))\n")
+    completion = report.sample(model, Chars(), seed=0)
+    assert model.prompt == "def fibonacci(n):"
+    assert report.function_end(completion) == "    return n\n"
+    assert report.parses(report.function_end(completion))
+
+
+def test_a_completion_that_does_not_write_the_newline_fails():
+    completion = report.sample(Scripted(" pass\n"), Chars(), seed=0)
+    assert completion == " "  # returned as soon as it departs from the prompt
+    assert not report.parses(report.function_end(completion))
