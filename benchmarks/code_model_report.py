@@ -132,6 +132,15 @@ def plot(entries: list[dict], path: Path) -> bool:
     return True
 
 
+def merged(path: Path, entries: list[dict]) -> list[dict]:
+    """The entries already in ``path`` (runs reported earlier, one at a time as they finish) with these
+    replacing any of the same run, in the order plain, mhc, mhc2."""
+    old = json.loads(path.read_text()) if path.exists() else []
+    new = {e["run"] for e in entries}
+    order = {"plain": 0, "hc": 1, "mhc": 2, "mhc2": 3}
+    return sorted([e for e in old if e["run"] not in new] + entries, key=lambda e: (order[e["residual"]], e["run"]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -145,6 +154,7 @@ def main() -> int:
         print(json.dumps({k: v for k, v in entry.items() if k not in ("curve", "examples")}), flush=True)
         for text in entry["examples"]:
             print(text)
+    entries = merged(args.out, entries)
     args.out.write_text(json.dumps(entries, indent=1) + "\n")
     png = args.out.with_name("code_model_loss.png")
     print(f"wrote {args.out}" + (f" and {png}" if plot(entries, png) else " (no matplotlib: no plot)"))
