@@ -42,7 +42,8 @@ def save_checkpoint(path: str | os.PathLike, model, extra: dict | None = None, m
     from .atomic import atomic_path
 
     name = model_name or registered_name(model)
-    tensors = {k: np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
+    # np.require, not np.ascontiguousarray: the latter turns a 0-d parameter into shape (1,), which then fails to load
+    tensors = {k: np.require(v.numpy(), requirements="C") for k, v in model.state_dict().items()}
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),

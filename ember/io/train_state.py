@@ -30,13 +30,13 @@ def save_train_state(path: str | os.PathLike, model, optimizer, state: dict) -> 
 
     from .atomic import atomic_path
 
-    tensors = {f"model.{k}": np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
+    tensors = {f"model.{k}": np.require(v.numpy(), requirements="C") for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     scalars = {}
     for index, st in opt["state"].items():
         for key, value in st.items():
             if hasattr(value, "shape") and np.ndim(value) > 0:
-                tensors[f"optim.{index}.{key}"] = np.ascontiguousarray(value)
+                tensors[f"optim.{index}.{key}"] = np.require(value, requirements="C")
             else:
                 scalars.setdefault(str(index), {})[key] = value.item() if hasattr(value, "item") else value
     metadata = {

@@ -371,3 +371,31 @@ def test_bfloat16_checkpoints_load_as_float32_exactly(tmp_path, small_mlp, torch
     truncated.write_bytes(bf16_path.read_bytes()[:-7])
     with pytest.raises(CheckpointError, match="cut.safetensors"):
         read_checkpoint(truncated)
+
+
+def test_zero_dimensional_parameters_keep_their_shape_through_checkpoints_and_training_states(tmp_path):
+    """mhc2's mixing logit is a 0-d parameter: np.ascontiguousarray made it (1,) on save, and the load failed."""
+    from ember.io.checkpoint import load_model, save_checkpoint
+    from ember.io.train_state import read_train_state, restore_train_state, save_train_state
+    from ember.models import GPT, GPTConfig
+
+    model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=2, n_head=2, n_embd=8, residual="mhc2"))
+    assert model.transformer["h"][0].hc_mlp.mix_logit.shape == ()
+    opt = model.configure_optimizer(1e-2, 0.1)
+    ids = np.random.default_rng(0).integers(0, 11, (2, 8))
+    model(ids, ids)[1].backward()
+    opt.step()
+    save_checkpoint(tmp_path / "m.safetensors", model)
+    loaded, _ = load_model(tmp_path / "m.safetensors")
+    for (name, a), (_, b) in zip(model.named_parameters(), loaded.named_parameters()):
+        assert a.shape == b.shape, name
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    save_train_state(tmp_path / "s.safetensors", model, opt, {"iter": 1})
+    arrays, opt_state, _ = read_train_state(tmp_path / "s.safetensors")
+    twin = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=2, n_head=2, n_embd=8, residual="mhc2"))
+    twin_opt = twin.configure_optimizer(1e-2, 0.1)
+    restore_train_state(tmp_path / "s.safetensors", twin, twin_opt, arrays, opt_state)
+    for a, b in zip(opt.state.values(), twin_opt.state.values()):
+        for key, value in a.items():
+            if hasattr(value, "shape"):
+                assert np.shape(b[key]) == np.shape(value), key
