@@ -5,10 +5,11 @@ each about six NumPy passes over (M, n, n) tiny matrices, plus their reverse: fo
 matrices (M = B·T, n = 4) that is ~30 ms a sub-layer, all of it loop overhead. Here each matrix is
 done in registers, in the linear domain: K = exp(logits - max) once, then columns and rows divided by
 their sums (the same iterates: exp of a log-domain step is the division), in float64 whatever the
-input dtype. A matrix whose logits spread over more than ``LINEAR_SPREAD`` (where exp would underflow
-to zero in float64) takes the log-domain loop instead. The backward recomputes the iterates (2·iters
-n×n matrices, kept per matrix) and walks them in reverse: for y = x / s with s the column (or row)
-sums, dx = (dy - Σ dy·y) / s along that axis; finally dlogits = dK·K.
+input dtype. A batch with a matrix whose logits spread over more than ``LINEAR_SPREAD`` (where exp would
+underflow to zero in float64) goes to the log-domain reference instead (``needs_log_domain``). The
+backward recomputes the iterates (2·iters n×n matrices, kept per matrix) and walks them in reverse:
+for y = x / s with s the column (or row) sums, dx = (dy - Σ dy·y) / s along that axis; finally
+dlogits = dK·K.
 
 Stream read and write (``StreamRead``/``StreamWrite``): u = Σ_i h_i X_i and X' = H X + h_post ⊗ y over
 (T, n, C) streams, forward and backward each in one pass over the streams, where the reference
@@ -68,44 +69,6 @@ def _linear_iterates(logits, iters, steps, sums):
 
 
 @jit
-def _log_domain(logits, iters, out):
-    """The reference's log-domain iterations for one matrix whose logits spread too far for the linear domain."""
-    n = logits.shape[0]
-    L = np.empty((n, n))
-    hi = logits[0, 0]
-    for i in range(n):
-        for j in range(n):
-            hi = max(hi, logits[i, j])
-    for i in range(n):
-        for j in range(n):
-            L[i, j] = float(logits[i, j]) - float(hi)
-    for _ in range(iters):
-        for j in range(n):
-            m = L[0, j]
-            for i in range(n):
-                m = max(m, L[i, j])
-            s = 0.0
-            for i in range(n):
-                s += math.exp(L[i, j] - m)
-            lse = m + math.log(s)
-            for i in range(n):
-                L[i, j] -= lse
-        for i in range(n):
-            m = L[i, 0]
-            for j in range(n):
-                m = max(m, L[i, j])
-            s = 0.0
-            for j in range(n):
-                s += math.exp(L[i, j] - m)
-            lse = m + math.log(s)
-            for j in range(n):
-                L[i, j] -= lse
-    for i in range(n):
-        for j in range(n):
-            out[i, j] = math.exp(L[i, j])
-
-
-@jit
 def sinkhorn_forward(logits, iters, out):
     """``Sinkhorn.forward`` for (M, n, n) logits into ``out`` (same shape and dtype)."""
     M, n = logits.shape[0], logits.shape[1]
@@ -117,16 +80,18 @@ def sinkhorn_forward(logits, iters, out):
             for i in range(n):
                 for j in range(n):
                     out[k, i, j] = last[i, j]
-        else:
-            _log_domain(logits[k], iters, out[k])
+        else:  # never here: the op sends such batches to the reference (``needs_log_domain``)
+            for i in range(n):
+                for j in range(n):
+                    out[k, i, j] = np.nan
 
 
 @jit
 def sinkhorn_backward(logits, g, iters, out):
     """``Sinkhorn.backward``: the gradient for (M, n, n) logits from the output's gradient ``g``, into ``out``.
 
-    Matrices that took the log-domain loop forward (spread > LINEAR_SPREAD) get NaN here: the caller sends
-    those batches to the reference (``needs_log_domain``)."""
+    Matrices spread over more than LINEAR_SPREAD get NaN here, as forward: the caller sends those batches to
+    the reference (``needs_log_domain``)."""
     M, n = logits.shape[0], logits.shape[1]
     steps = np.empty((2 * iters + 1, n, n))
     sums = np.empty((2 * iters, n))

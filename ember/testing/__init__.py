@@ -11,6 +11,18 @@ from .gradcheck import GradcheckResult, gradcheck, numerical_gradients
 from .op_table import LAYERS, OPS, LayerCase, OpCase, make_inputs
 
 
+def assert_same_bits(actual, expected):
+    """Equal bit patterns (signed zeros included), NaN where the other has NaN: a NaN's sign and payload are not
+    defined by the arithmetic (LLVM may swap the operands of an addition of two NaNs, and x86 keeps the first).
+    For kernels that must equal their reference exactly."""
+    actual, expected = np.ascontiguousarray(actual), np.ascontiguousarray(expected)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    if actual.dtype.kind == "f":
+        np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+        actual, expected = np.where(np.isnan(actual), 0, actual), np.where(np.isnan(expected), 0, expected)
+    np.testing.assert_array_equal(actual.view(np.uint8), expected.view(np.uint8))
+
+
 def _call(case: OpCase, tensors):
     if case.reseed:
         ember.manual_seed(0)
@@ -48,6 +60,6 @@ def check_layer(case: LayerCase, seed: int = 0) -> GradcheckResult:
 
 
 __all__ = [
-    "GradcheckResult", "LAYERS", "LayerCase", "OPS", "OpCase", "build_layer", "check_layer", "check_op", "gradcheck",
-    "layer_input", "make_inputs", "numerical_gradients",
+    "assert_same_bits", "GradcheckResult", "LAYERS", "LayerCase", "OPS", "OpCase", "build_layer", "check_layer",
+    "check_op", "gradcheck", "layer_input", "make_inputs", "numerical_gradients",
 ]

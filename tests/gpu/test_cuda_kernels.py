@@ -22,6 +22,7 @@ from ember.kernels.cuda import pool as cuda_pool
 from ember.kernels.cuda import softmax as cuda_softmax
 from ember.ops.conv import ConvGeometry
 from ember.ops.pool import MaxPoolPlan
+from ember.testing import assert_same_bits
 
 pytestmark = [
     pytest.mark.skipif(not ember.backend.cuda_available(),
@@ -58,15 +59,6 @@ def launches(monkeypatch):
 
     return install
 
-
-def assert_same_bits(actual, expected):
-    """Equal bit patterns (signed zeros included), NaN where the other has NaN (a NaN's payload is not defined)."""
-    actual, expected = np.ascontiguousarray(actual), np.ascontiguousarray(expected)
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    if actual.dtype.kind == "f":
-        np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-        actual, expected = np.where(np.isnan(actual), 0, actual), np.where(np.isnan(expected), 0, expected)
-    np.testing.assert_array_equal(actual.view(np.uint8), expected.view(np.uint8))
 
 
 def assert_close(actual, expected, what, condition: float = 1.0):

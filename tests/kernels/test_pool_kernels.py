@@ -11,6 +11,7 @@ import ember
 import ember.nn.functional as F
 from ember import kernels
 from ember.ops.pool import MaxPoolPlan
+from ember.testing import assert_same_bits
 
 numba = pytest.importorskip("numba")
 
@@ -34,16 +35,6 @@ CONFIGS = [
     pytest.param((0, 2, 4, 4), (2, 2), (2, 2), (0, 0), (1, 1), False, id="empty-batch"),
 ]
 
-
-def assert_same_bits(actual, expected):
-    """Equal bit patterns (signed zeros included), NaN where the other has NaN: a NaN's sign and payload are not
-    defined by the arithmetic (LLVM may swap the operands of an addition of two NaNs, and x86 keeps the first)."""
-    actual, expected = np.ascontiguousarray(actual), np.ascontiguousarray(expected)
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    if actual.dtype.kind == "f":
-        np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-        actual, expected = np.where(np.isnan(actual), 0, actual), np.where(np.isnan(expected), 0, expected)
-    np.testing.assert_array_equal(actual.view(np.uint8), expected.view(np.uint8))
 
 
 def tie_heavy(rng, shape, dtype):
