@@ -166,8 +166,21 @@ def _leave(hc, x, y, coefficients):
     return hc.write(Tensor(x), Tensor(y), coefficients).data
 
 
+def _row_mask(xp, positions: np.ndarray, tk: int, dtype):
+    """Additive mask (B, 1, T_k, t) in key-major layout: key j is visible to row b's query i when j <= its
+    position positions[b, i] (keys past a row's length are stale or another request's, never seen)."""
+    visible = np.arange(tk)[None, :, None] <= positions[:, None, :]
+    mask = np.where(visible, 0.0, -np.inf).astype(dtype)[:, None]
+    return xp.asarray(mask)
+
+
 class KVCache:
-    """Keys and values of every layer for incremental decoding: (n_layer, 2, B, H, T_max, D) and ``pos``.
+    """Keys and values of every layer for incremental decoding: (n_layer, 2, B, H, T_max, D), and the number of
+    positions each row holds (``lengths``).
+
+    Rows are independent sequences: a server keeps one request per row, each at its own length, and decodes
+    the rows it chooses in one forward (``GPT.forward_cached(ids, cache, rows=...)``). ``pos`` is the common
+    length when every row holds the same number of positions (batch decoding of one prompt, ``generate``).
 
     With learned absolute positions the cache is only valid while the whole sequence fits in the
     model's context: once it would slide, every cached key was computed at a different position.
@@ -176,13 +189,48 @@ class KVCache:
     def __init__(self, config: GPTConfig, batch: int, max_len: int, dtype, xp=np):
         if max_len > config.block_size:
             raise ValueError(f"KVCache: {max_len} positions exceed the model's context of {config.block_size}")
+        if batch < 1:
+            raise ValueError(f"KVCache: batch must be at least 1, got {batch}")
         d = config.n_embd // config.n_head
         self.kv = xp.zeros((config.n_layer, 2, batch, config.n_head, max_len, d), dtype=dtype)
-        self.pos = 0
+        self.lengths = np.zeros(batch, dtype=np.int64)  # on the host: the decode loop reads them every step
         self.max_len = max_len
 
-    def reset(self) -> None:
-        self.pos = 0
+    @property
+    def batch(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def pos(self) -> int:
+        """The length every row holds; an error when the rows differ (then read ``lengths``)."""
+        first = int(self.lengths[0])
+        if (self.lengths != first).any():
+            raise ValueError(f"KVCache.pos: the rows hold different lengths {self.lengths.tolist()}; read .lengths")
+        return first
+
+    @pos.setter
+    def pos(self, value: int) -> None:
+        self.lengths[:] = value
+
+    def reset(self, rows=None) -> None:
+        """Forget the given rows (default all): their next tokens start at position 0. Stale keys stay in the
+        buffer, never read: attention only sees a row's first ``lengths[row]`` positions."""
+        if rows is None:
+            self.lengths[:] = 0
+        else:
+            self.lengths[self.check_rows(rows)] = 0
+
+    def check_rows(self, rows) -> np.ndarray:
+        """``rows`` as distinct row indices of this cache (an int array), or a ValueError naming the bad one."""
+        rows = np.asarray(rows)
+        if rows.ndim != 1 or rows.dtype.kind not in "iu" or not rows.size:
+            raise ValueError(f"KVCache: rows must be a non-empty 1-d sequence of row indices, got {rows!r}")
+        bad = rows[(rows < 0) | (rows >= self.batch)]
+        if bad.size:
+            raise ValueError(f"KVCache: row {int(bad[0])} is out of range for a cache of {self.batch} rows")
+        if np.unique(rows).size != rows.size:
+            raise ValueError(f"KVCache: rows repeat a row: {rows.tolist()}")
+        return rows.astype(np.int64, copy=False)
 
 
 class GPT(nn.Module):
@@ -278,36 +326,58 @@ class GPT(nn.Module):
         return KVCache(self.config, batch, max_len or self.config.block_size, w.dtype, backend.device_of(w.data).xp)
 
     @no_grad()
-    def forward_cached(self, idx, cache: KVCache) -> np.ndarray:
-        """Logits (B, t, V) of ``t`` new tokens, attending to the cache (which they are appended to).
+    def forward_cached(self, idx, cache: KVCache, rows=None) -> np.ndarray:
+        """Logits (B, t, V) of ``t`` new tokens per sequence, attending to the cache (which they are appended to).
 
-        The new tokens get positions cache.pos .. cache.pos + t - 1; nothing about earlier tokens
-        is recomputed. Equal to the full forward's logits at those positions (tested).
+        ``rows``: which of the cache's rows the B sequences continue (default: all rows, in order); each row
+        continues from its own length, so sequences of different lengths decode together in one forward (a
+        server's continuous batching). The new tokens of a row holding ``n`` positions get positions
+        n .. n + t - 1; nothing about earlier tokens is recomputed. Equal to the full forward's logits at those
+        positions (tested), for every row whatever the others hold.
         """
         ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
+        if ids.ndim != 2:
+            raise ValueError(f"forward_cached: ids must be (batch, tokens), got shape {ids.shape}")
         b, t = ids.shape
+        rows = np.arange(cache.batch) if rows is None else cache.check_rows(rows)
+        if rows.size != b:
+            raise ValueError(f"forward_cached: {b} sequences of ids for {rows.size} cache rows")
+        starts = cache.lengths[rows]
+        if starts.max() + t > cache.max_len:
+            raise ValueError(f"KVCache full: {int(starts.max())} + {t} tokens exceed its {cache.max_len} positions")
         c = self.config
-        start = cache.pos
-        if start + t > cache.max_len:
-            raise ValueError(f"KVCache full: {start} + {t} tokens exceed its {cache.max_len} positions")
         tr = self.transformer
         xp = backend.device_of(tr["wte"].weight.data).xp
         h, d = c.n_head, c.n_embd // c.n_head
-        x = F.embedding(ids, tr["wte"].weight).data + tr["wpe"].weight.data[start : start + t]  # ids checked
-        # one new token attends to every cached key: no mask to build or add
-        mask = causal_mask_t(xp, start + t, t, offset=start, dtype=x.dtype) if t > 1 else None
+        uniform = bool((starts == starts[0]).all())
+        start, end = int(starts[0]), int(starts.max()) + t
+        positions = starts[:, None] + np.arange(t)  # (B, t)
+        if uniform:
+            wpe = tr["wpe"].weight.data[start : start + t]
+            mask = causal_mask_t(xp, end, t, offset=start, dtype=tr["wte"].weight.dtype) if t > 1 else None
+            all_rows = rows.size == cache.batch and (rows == np.arange(cache.batch)).all()
+        else:  # rows at different lengths: each query sees its own row's keys up to its own position
+            wpe = tr["wpe"].weight.data[xp.asarray(positions)]
+            mask = _row_mask(xp, positions, end, tr["wte"].weight.dtype)
+            all_rows = False
+        x = F.embedding(ids, tr["wte"].weight).data + wpe  # ids checked
         n = c.streams
         if n > 1:
             x = xp.broadcast_to(x[:, :, None, :], (b, t, n, c.n_embd))
+        dev_rows, dev_positions = xp.asarray(rows)[:, None], xp.asarray(positions)
         for layer, block in enumerate(tr["h"]):
             streams = x
             x, maps = _enter(block.hc_attn, streams)
             qkv = _linear(_layer_norm(x, block.ln_1), block.attn.c_attn)
             heads = qkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, t, D)
             kv = cache.kv[layer]
-            kv[0, :, :, start : start + t] = heads[1]
-            kv[1, :, :, start : start + t] = heads[2]
-            keys, values = kv[0, :, :, : start + t], kv[1, :, :, : start + t]
+            if uniform and all_rows:
+                kv[:, :, :, start : start + t] = heads[1:]
+                keys, values = kv[0, :, :, :end], kv[1, :, :, :end]
+            else:  # advanced indices around a slice: the indexed view is (B, t, H, D)
+                kv[0][dev_rows, :, dev_positions] = heads[1].transpose(0, 2, 1, 3)
+                kv[1][dev_rows, :, dev_positions] = heads[2].transpose(0, 2, 1, 3)
+                keys, values = kv[0][rows, :, :end], kv[1][rows, :, :end]
             st = keys @ heads[0].swapaxes(-1, -2)  # key-major scores (B, H, T_k, t)
             st *= 1.0 / math.sqrt(d)
             if mask is not None:
@@ -320,7 +390,7 @@ class GPT(nn.Module):
             x, maps = _enter(block.hc_mlp, streams)
             hidden = _run(E.GELU, _linear(_layer_norm(x, block.ln_2), mlp.c_fc), approximate=mlp.gelu.approximate)
             x = _leave(block.hc_mlp, streams, _linear(hidden, mlp.c_proj), maps)
-        cache.pos = start + t
+        cache.lengths[rows] = starts + t
         if n > 1:
             x = x.sum(axis=-2)
         return _linear(_layer_norm(x, tr["ln_f"]), self.lm_head)

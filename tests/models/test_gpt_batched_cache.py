@@ -1,0 +1,126 @@
+"""The KV cache's independent rows: sequences at different lengths decoded in one forward (a server's continuous
+batching) give, row by row, the logits of each sequence's own full forward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ember.models.gpt import GPT, GPTConfig
+from ember.testing.perturb import perturb_hyper_connections
+
+SMALL = dict(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=8)
+MODES = [("plain", 0), ("mhc", 4), ("mhc2", 2), ("hc", 3)]
+
+
+def small_gpt(residual="plain", streams=0, dtype="float64") -> GPT:
+    model = GPT(GPTConfig(**SMALL, residual=residual, streams=streams)).to(dtype=dtype).eval()
+    rng = np.random.default_rng(7)
+    for p in model.parameters():  # away from the initialisation, so that every term matters
+        p.data += rng.standard_normal(p.shape).astype(p.dtype) * 0.1
+    if residual != "plain":
+        perturb_hyper_connections(model, seed=3)
+    return model
+
+
+def sequence(length: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, SMALL["vocab_size"], size=length)
+
+
+def full_logits(model: GPT, seq) -> np.ndarray:
+    return model(np.asarray(seq)[None]).numpy()[0]
+
+
+@pytest.mark.parametrize("residual,streams", MODES)
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_rows_at_different_lengths_decode_together_as_each_alone(residual, streams, dtype, tol):
+    model = small_gpt(residual, streams, dtype)
+    seqs = [sequence(16, seed) for seed in range(3)]
+    cache = model.new_cache(batch=4)  # one row more than used: an idle row must not matter
+    got = [[model.forward_cached(s[None, :p], cache, rows=[r])[0]] for r, (s, p) in enumerate(zip(seqs, (1, 4, 9)))]
+    lengths = [1, 4, 9]
+    while min(lengths) < 16:  # one token for every unfinished row, in one forward
+        rows = [r for r in range(3) if lengths[r] < 16]
+        ids = np.array([[seqs[r][lengths[r]]] for r in rows])
+        out = model.forward_cached(ids, cache, rows=rows)
+        for i, r in enumerate(rows):
+            got[r].append(out[i])
+            lengths[r] += 1
+    assert cache.lengths.tolist() == [16, 16, 16, 0]
+    for r, s in enumerate(seqs):
+        want = full_logits(model, s)
+        np.testing.assert_allclose(np.concatenate(got[r]), want, rtol=0, atol=tol * np.abs(want).max())
+
+
+def test_a_chunk_of_prefill_beside_decoding_rows_and_rows_in_any_order():
+    model = small_gpt("mhc", 4)
+    a, b = sequence(14, 1), sequence(14, 2)
+    cache = model.new_cache(batch=2)
+    model.forward_cached(a[None, :6], cache, rows=[1])
+    model.forward_cached(b[None, :2], cache, rows=[0])
+    chunk = model.forward_cached(b[None, 2:9], cache, rows=[0])  # a 7-token chunk while row 1 waits at 6
+    both = model.forward_cached(np.array([[a[6]], [b[9]]]), cache, rows=[1, 0])  # rows listed out of order
+    np.testing.assert_allclose(chunk[0], full_logits(model, b)[2:9], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(both[0, 0], full_logits(model, a)[6], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(both[1, 0], full_logits(model, b)[9], rtol=0, atol=1e-12)
+
+
+def test_a_reset_row_starts_a_new_sequence_and_never_sees_the_old_keys():
+    model = small_gpt()
+    old, new, other = sequence(12, 4), sequence(10, 5), sequence(8, 6)
+    cache = model.new_cache(batch=2)
+    model.forward_cached(np.stack([old[:8], other]), cache)
+    model.forward_cached(old[None, 8:12], cache, rows=[0])
+    cache.reset([0])
+    assert cache.lengths.tolist() == [0, 8]
+    got = np.concatenate([model.forward_cached(new[None, :3], cache, rows=[0])[0]]
+                         + [model.forward_cached(new[None, i:i + 1], cache, rows=[0])[0] for i in range(3, 10)])
+    np.testing.assert_allclose(got, full_logits(model, new), rtol=0, atol=1e-12)
+    # the other row kept its keys: it continues as if alone
+    nxt = model.forward_cached(np.array([[3]]), cache, rows=[1])[0, 0]
+    np.testing.assert_allclose(nxt, full_logits(model, np.append(other, 3))[-1], rtol=0, atol=1e-12)
+
+
+def test_pos_is_the_common_length_and_refuses_rows_that_differ():
+    model = small_gpt()
+    cache = model.new_cache(batch=2)
+    model.forward_cached(np.array([[1, 2], [3, 4]]), cache)
+    assert cache.pos == 2
+    model.forward_cached(np.array([[5]]), cache, rows=[1])
+    with pytest.raises(ValueError, match=r"different lengths \[2, 3\]"):
+        _ = cache.pos
+    cache.pos = 0
+    assert cache.lengths.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("rows,ids,match", [
+    ([2], [[1]], "row 2 is out of range for a cache of 2 rows"),
+    ([-1], [[1]], "row -1 is out of range"),
+    ([0, 0], [[1], [1]], "repeat a row"),
+    ([0, 1], [[1]], "1 sequences of ids for 2 cache rows"),
+    ([], [[1]], "non-empty"),
+    ([0.5], [[1]], "row indices"),
+])
+def test_bad_rows_are_refused_and_nothing_is_written(rows, ids, match):
+    model = small_gpt()
+    cache = model.new_cache(batch=2)
+    before = cache.kv.copy()
+    with pytest.raises(ValueError, match=match):
+        model.forward_cached(np.array(ids), cache, rows=rows)
+    assert cache.lengths.tolist() == [0, 0]
+    np.testing.assert_array_equal(cache.kv, before)
+
+
+def test_a_row_that_would_overflow_is_refused_before_any_row_moves():
+    model = small_gpt()
+    cache = model.new_cache(batch=2, max_len=8)
+    model.forward_cached(sequence(7, 1)[None], cache, rows=[0])
+    with pytest.raises(ValueError, match="KVCache full: 7 \\+ 2 tokens exceed its 8 positions"):
+        model.forward_cached(np.array([[1, 2], [3, 4]]), cache)
+    assert cache.lengths.tolist() == [7, 0]
+
+
+def test_ids_must_be_two_dimensional():
+    model = small_gpt()
+    with pytest.raises(ValueError, match=r"ids must be \(batch, tokens\), got shape \(3,\)"):
+        model.forward_cached(np.array([1, 2, 3]), model.new_cache())
