@@ -287,6 +287,11 @@ class ByteBPETokenizer:
         table = bytes_to_unicode()
         return ["".join(table[b] for b in tok) for tok in self.vocab] + list(self.special_tokens)
 
+    def merge_strings(self) -> list[str]:
+        """The merges in rank order as ``"left right"`` in GPT-2's byte-to-unicode form (merges.txt, GGUF)."""
+        strings = self.token_strings()
+        return [f"{strings[a]} {strings[b]}" for a, b in self.merges]
+
     # -- files ----------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"type": self.kind, "version": 1, "pattern": self.pattern, "merges": [list(m) for m in self.merges],

@@ -1,0 +1,52 @@
+"""What every exporter shares: its error and warning types, the optional-dependency gate, the GELU drift probe."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+
+class ExportError(ValueError):
+    """A model that cannot be exported as asked; the message names what and why."""
+
+
+class ExportWarning(UserWarning):
+    """An export that runs but is not exact (e.g. an exact-GELU model for a runtime that computes the tanh form)."""
+
+
+def require(module: str, extra: str):
+    """``module`` imported, or an ImportError naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"this export needs the {module!r} package: pip install 'ember[{extra}]'") from exc
+
+
+def gelu_drift(model, tokens: int | None = None, seed: int = 0) -> dict:
+    """How far a GPT's logits move when its GELU is computed in the tanh form instead of the exact one.
+
+    Measured on random ids filling the context (the model is left as it was): the largest absolute change, the
+    largest logit magnitude for scale, and at how many positions the most likely token changes.
+    """
+    from ...autograd import no_grad
+    from ...nn import GELU
+
+    tokens = tokens or model.config.block_size
+    ids = np.random.default_rng(seed).integers(0, model.config.vocab_size, size=(1, tokens))
+    gelus = [m for m in model.modules() if isinstance(m, GELU)]
+    saved = [g.approximate for g in gelus]
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            exact = model(ids).numpy()[0].astype(np.float64)
+            for g in gelus:
+                g.approximate = "tanh"
+            approx = model(ids).numpy()[0].astype(np.float64)
+    finally:
+        for g, a in zip(gelus, saved):
+            g.approximate = a
+        model.train(was_training)
+    return {"tokens": tokens, "max_abs": float(np.abs(exact - approx).max()), "scale": float(np.abs(exact).max()),
+            "argmax_changed": int((exact.argmax(-1) != approx.argmax(-1)).sum())}
