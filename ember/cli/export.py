@@ -6,6 +6,7 @@ with tokenizer.json, vocab.json and merges.txt); onnx: one graph for onnxruntime
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .common import UserError, say
@@ -25,7 +26,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..io.export import ExportError, export_checkpoint
+    from ..io.export import ExportError
 
     try:  # an inexact export's ExportWarning is printed by ember's warning handler, as one line
         out = export_checkpoint(args.ckpt, args.fmt, args.out, dtype=args.dtype, allow_approx=args.allow_approx)
@@ -33,6 +34,47 @@ def run(args) -> int:
         raise UserError(str(exc)) from None
     say(f"wrote {out} ({_size(out) / 1e6:.1f} MB, {args.fmt}, {args.dtype})")
     return 0
+
+
+def load_for_export(ckpt: str | os.PathLike):
+    """(model, tokenizer or None) of what ``ember generate --ckpt`` or ``ember eval`` take: a run folder (its
+    model.safetensors and tokenizer.json) or a checkpoint file (with the tokenizer.json beside it, if any)."""
+    from ..io.checkpoint import CheckpointError, load_model
+
+    ckpt = Path(ckpt)
+    if ckpt.is_dir():
+        from ..train.lm import load_lm
+
+        model, tokenizer, _ = load_lm(ckpt)
+        return model, tokenizer
+    if not ckpt.is_file():
+        raise CheckpointError(f"{ckpt}: no such checkpoint (expected a run folder or a .safetensors file)")
+    model, _ = load_model(ckpt)
+    beside = ckpt.parent / "tokenizer.json"
+    tokenizer = None
+    if beside.is_file():
+        from ..text import load_tokenizer
+
+        tokenizer = load_tokenizer(beside)
+    return model.eval(), tokenizer
+
+
+def export_checkpoint(ckpt: str | os.PathLike, fmt: str, out: str | os.PathLike, dtype: str = "f32",
+                      allow_approx: bool = False) -> Path:
+    """Export the model in ``ckpt`` to ``out`` in ``fmt`` (gguf, hf or onnx)."""
+    from ..io import export
+
+    model, tokenizer = load_for_export(ckpt)
+    if fmt == "onnx":
+        if dtype != "f32":
+            raise export.ExportError("ONNX export writes float32 graphs; --dtype f16 applies to gguf and hf")
+        return export.export_onnx(model, out)
+    if tokenizer is None:
+        raise export.ExportError(f"{ckpt}: a {fmt} export includes the tokenizer, and there is no tokenizer.json "
+                                 "beside the checkpoint")
+    if fmt == "gguf":
+        return export.export_gguf(model, tokenizer, out, dtype=dtype, allow_approx=allow_approx)
+    return export.export_hf(model, tokenizer, out, dtype=dtype)
 
 
 def _size(path: Path) -> int:
