@@ -377,7 +377,7 @@ class GPT(nn.Module):
             else:  # advanced indices around a slice: the indexed view is (B, t, H, D)
                 kv[0][dev_rows, :, dev_positions] = heads[1].transpose(0, 2, 1, 3)
                 kv[1][dev_rows, :, dev_positions] = heads[2].transpose(0, 2, 1, 3)
-                keys, values = kv[0][rows, :, :end], kv[1][rows, :, :end]
+                keys, values = kv[0][dev_rows[:, 0], :, :end], kv[1][dev_rows[:, 0], :, :end]
             st = keys @ heads[0].swapaxes(-1, -2)  # key-major scores (B, H, T_k, t)
             st *= 1.0 / math.sqrt(d)
             if mask is not None:

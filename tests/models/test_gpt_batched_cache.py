@@ -124,3 +124,25 @@ def test_ids_must_be_two_dimensional():
     model = small_gpt()
     with pytest.raises(ValueError, match=r"ids must be \(batch, tokens\), got shape \(3,\)"):
         model.forward_cached(np.array([1, 2, 3]), model.new_cache())
+
+
+@pytest.mark.parametrize("residual,streams", [("plain", 0), ("mhc", 4)])
+def test_rows_at_different_lengths_on_a_second_device_equal_the_cpu(residual, streams):
+    """On the test double of a GPU (arrays that refuse to mix with host arrays), the per-row path moves its
+    index arrays and mask to the device and gives the CPU's logits."""
+    from ember import backend
+    from ember.testing import device_double
+
+    cpu = small_gpt(residual, streams)
+    other = small_gpt(residual, streams)
+    other.load_state_dict(cpu.state_dict())
+    other.to(device=device_double.DEVICE)
+    a, b = sequence(9, 1), sequence(9, 2)
+    results = []
+    for model in (cpu, other):
+        cache = model.new_cache(batch=3)
+        model.forward_cached(a[None, :5], cache, rows=[2])
+        model.forward_cached(b[None, :2], cache, rows=[0])
+        out = model.forward_cached(np.array([[a[5]], [b[2]]]), cache, rows=[2, 0])
+        results.append(backend.device_of(out).to_host(out) if backend.device_of(out).to_host else out)
+    np.testing.assert_allclose(results[1], results[0], rtol=0, atol=1e-12)
