@@ -30,7 +30,7 @@ def run(args) -> int:
 
     try:  # an inexact export's ExportWarning is printed by ember's warning handler, as one line
         out = export_checkpoint(args.ckpt, args.fmt, args.out, dtype=args.dtype, allow_approx=args.allow_approx)
-    except (ExportError, ImportError) as exc:
+    except (ExportError, ImportError, TypeError) as exc:
         raise UserError(str(exc)) from None
     say(f"wrote {out} ({_size(out) / 1e6:.1f} MB, {args.fmt}, {args.dtype})")
     return 0
@@ -68,7 +68,7 @@ def export_checkpoint(ckpt: str | os.PathLike, fmt: str, out: str | os.PathLike,
     if fmt == "onnx":
         if dtype != "f32":
             raise export.ExportError("ONNX export writes float32 graphs; --dtype f16 applies to gguf and hf")
-        return export.export_onnx(model, out)
+        return export.export_onnx(model, out, dtype="float32")
     if tokenizer is None:
         raise export.ExportError(f"{ckpt}: a {fmt} export includes the tokenizer, and there is no tokenizer.json "
                                  "beside the checkpoint")
