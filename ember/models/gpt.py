@@ -320,6 +320,14 @@ class GPT(nn.Module):
             groups.append({"params": no_decay, "weight_decay": 0.0})
         return AdamW(groups, lr=lr, betas=betas)
 
+    @classmethod
+    def from_pretrained(cls, folder, dtype=np.float32) -> GPT:
+        """A GPT from a local Hugging Face GPT-2 folder (config.json and model.safetensors; no hub downloads), in
+        eval mode. Its tokenizer: ``ember.io.hf_import.load_hf_gpt2(folder)`` returns (model, tokenizer)."""
+        from ..io.hf_import import load_hf_gpt2
+
+        return load_hf_gpt2(folder, dtype=dtype)[0]
+
     # -- incremental decoding -------------------------------------------------------------------
     def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
         w = self.transformer["wte"].weight

@@ -11,6 +11,13 @@ Encoding a chunk applies the lowest-ranked mergeable pair until none is left (wh
 tiktoken and Hugging Face ``tokenizers`` do, so the same merges give the same ids), and caches
 the result per distinct chunk, which is what makes encoding fast on natural text and code.
 
+Those are the *internal* ids. A vocabulary made elsewhere numbers its tokens its own way (GPT-2's
+vocab.json gives "!" id 0 and the byte 0x00 id 188), so a tokenizer may carry an id table: the
+external id of each internal one, a permutation of 0..vocab_size-1. Then ``encode`` returns,
+``decode`` and ``special_tokens`` take, and ``token_strings`` is ordered by external ids; the
+merges stay in internal ids. The chunk cache holds external ids, so the table costs nothing per
+cached chunk.
+
 Training counts every distinct chunk of the whole text once (not line by line: "\\n" + indent
 chunks must be able to form), keeps pair counts incrementally (only the words containing the
 merged pair are touched), and takes the most frequent pair from a heap with lazy deletion. Ties
@@ -87,7 +94,9 @@ class ByteBPETokenizer:
     kind = "byte-bpe"
 
     def __init__(self, merges: list[tuple[int, int]], special_tokens: list[str] | None = None,
-                 pattern: str = GPT2_PATTERN):
+                 pattern: str = GPT2_PATTERN, ids: list[int] | None = None):
+        """``ids``: the external id of each internal one (bytes, then merges, then special tokens), or None for
+        the internal ids themselves (an identity table is stored as None)."""
         self.merges = _checked_merges(merges)
         self.pattern = pattern
         self._split = compile_pattern(pattern)
@@ -96,10 +105,13 @@ class ByteBPETokenizer:
         self.vocab: list[bytes] = [bytes([b]) for b in range(256)]
         for a, b in self.merges:
             self.vocab.append(self.vocab[a] + self.vocab[b])
-        self.special_tokens = {}
-        for tok in _checked_special_tokens(special_tokens):
-            self.special_tokens[tok] = len(self.vocab) + len(self.special_tokens)
-        self._special_bytes = {i: t.encode("utf-8") for t, i in self.special_tokens.items()}
+        specials = _checked_special_tokens(special_tokens)
+        self.ids = _checked_id_table(ids, len(self.merges), len(specials))
+        external = self.ids or range(len(self.vocab) + len(specials))
+        self.special_tokens = {tok: external[len(self.vocab) + i] for i, tok in enumerate(specials)}
+        self._bytes_of = [b""] * len(external)  # every token's bytes, by external id (what decode reads)
+        for i, token in enumerate(chain(self.vocab, (t.encode("utf-8") for t in specials))):
+            self._bytes_of[external[i]] = token
         self._special_split = (regex.compile("(" + "|".join(regex.escape(t) for t in
                                                            sorted(self.special_tokens, key=len, reverse=True)) + ")")
                                if self.special_tokens else None)
@@ -170,9 +182,13 @@ class ByteBPETokenizer:
         if None in parts:
             new = list(dict.fromkeys(compress(chunks, map(is_, parts, repeat(None)))))
             if len(new) >= BATCH_MERGE_MIN and self.merges:
-                cache.update(zip(new, self._merge_many(new)))
+                ids = self._merge_many(new)
             else:
-                cache.update((c, self._encode_chunk(c)) for c in new)
+                ids = list(map(self._encode_chunk, new))
+            if self.ids is not None:  # the cache holds external ids: one lookup per new chunk, none after
+                table = self.ids
+                ids = [list(map(table.__getitem__, part)) for part in ids]
+            cache.update(zip(new, ids))
             parts = list(map(cache.__getitem__, chunks))
         return parts
 
@@ -275,33 +291,46 @@ class ByteBPETokenizer:
     def decode_bytes(self, ids) -> bytes:
         """The bytes of ``ids`` (a list, 1-d array or Tensor of ints in [0, vocab_size))."""
         ids = check_token_ids(ids, self.vocab_size, "ByteBPETokenizer.decode")
-        vocab, special, n = self.vocab, self._special_bytes, len(self.vocab)
-        return b"".join(vocab[i] if i < n else special[i] for i in ids)
+        return b"".join(map(self._bytes_of.__getitem__, ids))
 
     def decode(self, ids, errors: str = "replace") -> str:
         """The text of ``ids`` (an id sequence cut inside a UTF-8 character gets U+FFFD with 'replace')."""
         return self.decode_bytes(ids).decode("utf-8", errors=errors)
 
     def token_strings(self) -> list[str]:
-        """Every token in GPT-2's byte-to-unicode form (as vocab files, GGUF and ``tokenizers`` write them)."""
-        table = bytes_to_unicode()
-        return ["".join(table[b] for b in tok) for tok in self.vocab] + list(self.special_tokens)
+        """Every token in GPT-2's byte-to-unicode form (as vocab files, GGUF and ``tokenizers`` write them), in
+        the order of their (external) ids."""
+        strings = self._internal_strings()
+        if self.ids is None:
+            return strings
+        ordered = [""] * len(strings)
+        for internal, external in enumerate(self.ids):
+            ordered[external] = strings[internal]
+        return ordered
 
     def merge_strings(self) -> list[str]:
         """The merges in rank order as ``"left right"`` in GPT-2's byte-to-unicode form (merges.txt, GGUF)."""
-        strings = self.token_strings()
+        strings = self._internal_strings()
         return [f"{strings[a]} {strings[b]}" for a, b in self.merges]
+
+    def _internal_strings(self) -> list[str]:
+        table = bytes_to_unicode()
+        return ["".join(table[b] for b in tok) for tok in self.vocab] + list(self.special_tokens)
 
     # -- files ----------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"type": self.kind, "version": 1, "pattern": self.pattern, "merges": [list(m) for m in self.merges],
-                "special_tokens": list(self.special_tokens)}
+        d = {"type": self.kind, "version": 1, "pattern": self.pattern, "merges": [list(m) for m in self.merges],
+             "special_tokens": list(self.special_tokens)}
+        if self.ids is not None:
+            d["ids"] = list(self.ids)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ByteBPETokenizer:
         return cls(field(d, "merges", list, "a list of [id, id] pairs"),
                    field(d, "special_tokens", list, "a list of strings", []),
-                   field(d, "pattern", str, "a regular expression (a string)", GPT2_PATTERN))
+                   field(d, "pattern", str, "a regular expression (a string)", GPT2_PATTERN),
+                   field(d, "ids", list, "a list of token ids (the external id of each internal one)", None))
 
     def save(self, path: str | os.PathLike) -> Path:
         from ..io.atomic import write_text_atomic
@@ -478,6 +507,28 @@ def _checked_merges(merges) -> list[tuple[int, int]]:
         dup = next(i for i, p in enumerate(pairs) if first.setdefault(p, i) != i)
         raise ValueError(f"merges[{dup}] {pairs[dup]} repeats merges[{first[pairs[dup]]}]")
     return pairs
+
+
+def _checked_id_table(ids, n_merges: int, n_special: int) -> list[int] | None:
+    """The id table as a list of ints, a permutation of 0..V-1 (V = 256 + merges + special tokens), or None."""
+    if ids is None:
+        return None
+    n = 256 + n_merges + n_special
+    if isinstance(ids, np.ndarray):
+        ids = ids.tolist()
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple)):
+        raise ValueError(f"ids: expected a list of token ids, found {describe(ids)}")
+    if len(ids) != n:
+        raise ValueError(f"ids: expected {n} external ids (one per token: 256 bytes, {n_merges} merges, {n_special} "
+                         f"special tokens), found {len(ids)}")
+    seen: dict[int, int] = {}
+    for i, v in enumerate(ids):
+        if not is_token_id(v) or not 0 <= v < n:
+            raise ValueError(f"ids[{i}]: expected an integer token id in [0, {n}), found {describe(v)}")
+        if seen.setdefault(int(v), i) != i:
+            raise ValueError(f"ids[{i}] = {v} repeats ids[{seen[int(v)]}]: the table must give every token its own id")
+    table = [int(v) for v in ids]
+    return None if table == list(range(n)) else table
 
 
 def _checked_special_tokens(tokens) -> list[str]:

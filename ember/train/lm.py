@@ -386,8 +386,16 @@ def check_corpus_fits(corpus: TextCorpus, block_size: int) -> None:
 
 def load_lm(folder: str | Path, verify: bool = True):
     """(model, tokenizer, metadata) of a trained language model's output folder; ``verify`` checks the weights'
-    content hashes."""
+    content hashes. A Hugging Face GPT-2 folder (one with config.json) loads too, with metadata {"model": "gpt",
+    "config": ..., "extra": {"source": "hf"}} (it has no content hashes to verify)."""
+    from ..io.hf_import import is_hf_folder, load_hf_gpt2
+
     folder = Path(folder)
+    if is_hf_folder(folder):
+        model, tokenizer = load_hf_gpt2(folder)
+        if tokenizer is None:
+            raise CheckpointError(f"{folder}: no tokenizer (expected tokenizer.json, or vocab.json and merges.txt)")
+        return model, tokenizer, {"model": "gpt", "config": dataclasses.asdict(model.config), "extra": {"source": "hf"}}
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint folder (expected the --out folder of ember train gpt)")
     model, meta = load_model(folder / MODEL_FILE, verify)

@@ -188,7 +188,8 @@ def gguf_vocabulary(tokenizer, vocab_size: int) -> GGUFVocabulary:
 
 def _byte_bpe_vocabulary(tok) -> GGUFVocabulary:
     tokens = tok.token_strings()
-    types = [NORMAL] * len(tok.vocab) + [CONTROL] * len(tok.special_tokens)
+    special = set(tok.special_tokens.values())  # by id: a tokenizer read from a file may number them first
+    types = [CONTROL if i in special else NORMAL for i in range(tok.vocab_size)]
     merges = tok.merge_strings() or [NEVER_APPLYING_MERGE]
     if END_OF_TEXT in tok.special_tokens:
         return GGUFVocabulary(tokens, types, merges, tok.special_tokens[END_OF_TEXT])

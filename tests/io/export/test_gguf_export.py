@@ -125,6 +125,19 @@ def test_a_byte_bpe_vocabulary_keeps_its_tokens_merges_and_special_tokens(tmp_pa
     assert tensors["token_embd.weight"].shape.tolist() == [8, tok.vocab_size + 3]  # no row appended
 
 
+def test_special_tokens_are_control_wherever_the_tokenizer_numbers_them(tmp_path):
+    base = ByteBPETokenizer.train("abc abd abe " * 10, 260, special_tokens=["<|endoftext|>"])
+    n = base.vocab_size
+    ids = [(i + 1) % n for i in range(n)]  # as `tokenizers` numbers them: the special token (last inside) is id 0
+    tok = ByteBPETokenizer(base.merges, ["<|endoftext|>"], ids=ids)
+    assert tok.special_tokens["<|endoftext|>"] == 0
+    fields, _ = read(export_gguf(perturbed_gpt(vocab_size=n), tok, tmp_path / "t.gguf"))
+    assert fields["tokenizer.ggml.token_type"] == [CONTROL] + [NORMAL] * (n - 1)
+    assert fields["tokenizer.ggml.tokens"][0] == "<|endoftext|>"
+    assert fields["tokenizer.ggml.eos_token_id"] == 0
+    assert fields["tokenizer.ggml.merges"] == base.merge_strings()
+
+
 def test_a_tokenizer_larger_than_the_model_is_refused(tmp_path):
     with pytest.raises(ExportError, match="the tokenizer has 21 ids but the model only 20 embedding rows"):
         export_gguf(perturbed_gpt(), CharTokenizer(list("abcdefghij klmnopqrs\n")), tmp_path / "x.gguf")
