@@ -12,31 +12,38 @@ This module knows tensors only by duck typing (``.requires_grad``, ``._node``,
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Whether ops record the graph, per thread (as PyTorch's grad mode): a server thread decoding under
+    ``no_grad`` must not switch recording off for a training loop running in another thread."""
+
+    enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    return _grad_enabled
+    return _grad_mode.enabled
 
 
 class set_grad_enabled:
-    """Context manager (and decorator) that turns graph recording on or off."""
+    """Context manager (and decorator) that turns graph recording on or off, in the calling thread."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
 
     def __enter__(self):
-        global _grad_enabled
-        self.prev = _grad_enabled
-        _grad_enabled = self.mode
+        self.prev = _grad_mode.enabled
+        _grad_mode.enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self.prev
+        _grad_mode.enabled = self.prev
         return False
 
     def __call__(self, fn):

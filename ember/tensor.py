@@ -61,7 +61,7 @@ def apply(cls, *inputs: Tensor, **attrs) -> Tensor:
     fn = cls()
     fn.xp = _xp_of(inputs[0].data)
     record = False
-    if _autograd._grad_enabled:
+    if _autograd._grad_mode.enabled:
         needs = tuple([t._requires_grad for t in inputs])  # the slot itself: cheaper than the property
         if True in needs:
             record = True
@@ -1247,7 +1247,7 @@ def _index_arrays(index, like: Tensor):
 
 def _records_inplace(t: Tensor, others) -> bool:
     """Does an in-place op on ``t`` with tensor operands ``others`` go into the graph?"""
-    if not _autograd._grad_enabled:
+    if not _autograd._grad_mode.enabled:
         return False
     return t.requires_grad or any(o.requires_grad for o in others)
 

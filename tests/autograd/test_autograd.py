@@ -159,3 +159,33 @@ def test_first_layer_input_gradient_is_skipped():
     assert out.grad_fn.needs_input_grad == (False, True, True)
     out.sum().backward()
     assert x.grad is None and layer.weight.grad is not None
+
+
+def test_grad_mode_belongs_to_the_thread_that_set_it():
+    """A thread inside no_grad (a server decoding) leaves recording on for the others (a training loop), as
+    PyTorch's thread-local grad mode does."""
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def decode():
+        with ember.no_grad():
+            seen["decoder"] = ember.is_grad_enabled()
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=decode)
+    thread.start()
+    try:
+        assert inside.wait(5)
+        w = ember.tensor([1.0, 2.0], requires_grad=True)
+        y = (w * w).sum()
+        assert ember.is_grad_enabled() and y.requires_grad
+        y.backward()
+        np.testing.assert_array_equal(w.grad.numpy(), [2.0, 4.0])
+    finally:
+        release.set()
+        thread.join()
+    assert seen["decoder"] is False
+    assert ember.is_grad_enabled()
