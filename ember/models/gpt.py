@@ -220,6 +220,15 @@ class KVCache:
         else:
             self.lengths[self.check_rows(rows)] = 0
 
+    def copy_rows(self, source: int, rows) -> None:
+        """Row ``source``'s positions into ``rows``: n continuations of one prompt prefilled once."""
+        rows = self.check_rows(rows)
+        source = int(self.check_rows([source])[0])
+        n = int(self.lengths[source])
+        xp = backend.device_of(self.kv).xp
+        self.kv[:, :, xp.asarray(rows), :, :n] = self.kv[:, :, source : source + 1, :, :n]
+        self.lengths[rows] = n
+
     def check_rows(self, rows) -> np.ndarray:
         """``rows`` as distinct row indices of this cache (an int array), or a ValueError naming the bad one."""
         rows = np.asarray(rows)
@@ -334,14 +343,15 @@ class GPT(nn.Module):
         return KVCache(self.config, batch, max_len or self.config.block_size, w.dtype, backend.device_of(w.data).xp)
 
     @no_grad()
-    def forward_cached(self, idx, cache: KVCache, rows=None) -> np.ndarray:
+    def forward_cached(self, idx, cache: KVCache, rows=None, last_only: bool = False) -> np.ndarray:
         """Logits (B, t, V) of ``t`` new tokens per sequence, attending to the cache (which they are appended to).
 
         ``rows``: which of the cache's rows the B sequences continue (default: all rows, in order); each row
         continues from its own length, so sequences of different lengths decode together in one forward (a
         server's continuous batching). The new tokens of a row holding ``n`` positions get positions
         n .. n + t - 1; nothing about earlier tokens is recomputed. Equal to the full forward's logits at those
-        positions (tested), for every row whatever the others hold.
+        positions (tested), for every row whatever the others hold. ``last_only``: the logits of the last new
+        token only (B, 1, V), as a prompt's prefill needs: the final LayerNorm and the head skip the other rows.
         """
         ids = idx.data if isinstance(idx, Tensor) else np.asarray(idx)
         if ids.ndim != 2:
@@ -399,6 +409,8 @@ class GPT(nn.Module):
             hidden = _run(E.GELU, _linear(_layer_norm(x, block.ln_2), mlp.c_fc), approximate=mlp.gelu.approximate)
             x = _leave(block.hc_mlp, streams, _linear(hidden, mlp.c_proj), maps)
         cache.lengths[rows] = starts + t
+        if last_only:
+            x = x[:, -1:]
         if n > 1:
             x = x.sum(axis=-2)
         return _linear(_layer_norm(x, tr["ln_f"]), self.lm_head)

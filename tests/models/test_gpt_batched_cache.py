@@ -146,3 +146,21 @@ def test_rows_at_different_lengths_on_a_second_device_equal_the_cpu(residual, st
         out = model.forward_cached(np.array([[a[5]], [b[2]]]), cache, rows=[2, 0])
         results.append(backend.device_of(out).to_host(out) if backend.device_of(out).to_host else out)
     np.testing.assert_allclose(results[1], results[0], rtol=0, atol=1e-12)
+
+
+def test_copied_rows_continue_the_source_prompt_and_last_only_is_the_last_row_of_the_logits():
+    model = small_gpt("mhc", 4)
+    prompt, tails = sequence(6, 1), [sequence(3, s) for s in (2, 3, 4)]
+    cache = model.new_cache(batch=4)
+    model.forward_cached(sequence(2, 9)[None], cache, rows=[3])  # a row that must not be touched
+    last = model.forward_cached(prompt[None], cache, rows=[1], last_only=True)
+    assert last.shape == (1, 1, SMALL["vocab_size"])
+    np.testing.assert_allclose(last[0, 0], full_logits(model, prompt)[-1], rtol=0, atol=1e-12)
+    cache.copy_rows(1, [0, 2])
+    assert cache.lengths.tolist() == [6, 6, 6, 2]
+    out = model.forward_cached(np.stack(tails), cache, rows=[0, 1, 2])
+    for row, tail in enumerate(tails):
+        want = full_logits(model, np.concatenate([prompt, tail]))[6:]
+        np.testing.assert_allclose(out[row], want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="row 4 is out of range"):
+        cache.copy_rows(4, [0])

@@ -1,0 +1,476 @@
+"""``ember serve`` under load (issue 14, item 4): continuous batching against one request at a time, and a soak run.
+
+The server runs in a child process (``python -m ember.cli.main serve CKPT``) on 127.0.0.1; the clients are one
+asyncio process (httpx) beside it, so on a small machine they share its cores: with a tiny model the HTTP and
+client work, not the model, bounds the gain from batching (what the figures show, and why the code model is the
+one to judge batching by). Every part is bounded in requests and in time.
+
+* Load, for 1, 4 and 16 concurrent clients, each sending streamed completions back to back (``--max-tokens``
+  new tokens, sampled at temperature 0.8 with a seed per request, prompts cut from a fixed text), until
+  ``--requests-per-client`` requests each or ``--seconds`` have passed: output tokens per second (completion
+  tokens from the usage chunks over the wall time of the level), time to first token p50/p95 (request sent to
+  first text chunk, client side), and the server's mean decode batch (from /metrics). Against two servers of the
+  same checkpoint: continuous batching (``--max-batch 16``) and one at a time (``--max-batch 1``).
+* Soak: ``--soak`` requests (default 1,000) from 16 clients against the batching server, every 10th one
+  malformed (invalid JSON, unknown model, out-of-range fields, a prompt longer than the context, ...), a third of
+  the good ones streamed: successes, 4xx answers to the malformed ones, anything else (a wrong status, a dropped
+  connection, a timeout: "lost"), and the server's resident memory (VmRSS) after a warm-up and after the soak.
+* Decode only (``--decode-only`` runs just this): batch-1 greedy decoding in this process, tokens per second of
+  ``GPT.generate`` and of the serving engine at batch 1 (the scheduler's own cost, no HTTP).
+  ``decode_contenders()`` is where other runtimes join; benchmarks/bench_decode_runtimes.py compares ember with
+  llama.cpp and transformers on the exported model.
+
+The checkpoint: ``--ckpt`` (a run folder of ``ember train gpt``), else a small character model trained here in
+seconds (on Tiny Shakespeare when $EMBER_DATA has it, else on generated text).
+
+  python benchmarks/bench_serve.py [--ckpt DIR] [--update-readme]      (minutes; on an otherwise idle machine)
+  python benchmarks/bench_serve.py --quick                             (a dry run in seconds)
+Writes benchmarks/results/serve.json and .md (--quick: serve_quick.json), and with --update-readme the README
+section between the ``bench_serve`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: F401, I001
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
+
+from harness import REPO, machine_info, machine_line, publish, results_path
+
+MARKER = "bench_serve"
+CLIENT_LEVELS = (1, 4, 16)
+SERVERS = {"continuous": 16, "one_at_a_time": 1}  # name -> --max-batch
+MALFORMED_EVERY = 10
+TRAIN = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, max_iters=150)
+QUICK_TRAIN = dict(n_layer=1, n_head=2, n_embd=32, block_size=64, max_iters=10)
+PROMPT_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+               "First Citizen:\nYou are all resolved rather to die than to famish?\n")
+
+
+# -- the checkpoint ------------------------------------------------------------------------------------------
+def training_text(folder: Path) -> str:
+    """Tiny Shakespeare when it is on disk (no download), else generated words: a --data argument."""
+    from ember.data.registry import DatasetError, locate
+
+    try:
+        locate("tinyshakespeare", "input.txt", download=False)
+        return "shakespeare-char"
+    except DatasetError:
+        rng = np.random.default_rng(0)
+        words = ["speak", "citizen", "first", "all", "hear", "me", "proceed", "further", "die", "famish", "you"]
+        path = folder / "words.txt"
+        path.write_text(" ".join(rng.choice(words, 40_000)) + "\n" + PROMPT_TEXT * 20, encoding="utf-8")
+        return str(path)
+
+
+def train_small_model(folder: Path, shape: dict) -> Path:
+    from ember.cli.main import main as ember_main
+
+    out = folder / "serve-bench-char"
+    argv = ["train", "gpt", "--data", training_text(folder), "--tokenizer", "char", "--out", str(out),
+            "--batch-size", "8", "--eval-iters", "1", "--eval-interval", "100000", "--warmup-iters", "5",
+            "--no-progress"]
+    for key, value in shape.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    started = time.perf_counter()
+    if ember_main(argv) != 0:
+        raise SystemExit("training the benchmark's model failed")
+    print(f"trained {out.name} in {time.perf_counter() - started:.1f} s", flush=True)
+    return out
+
+
+def describe_model(ckpt: Path) -> dict:
+    from ember.train.lm import load_lm
+
+    model, tok, _ = load_lm(ckpt)
+    c = model.config
+    return {"name": ckpt.resolve().name, "params": model.num_parameters(), "n_layer": c.n_layer, "n_embd": c.n_embd,
+            "context": c.block_size, "vocab_size": c.vocab_size}
+
+
+# -- the server -------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(ckpt: Path, max_batch: int, log_folder: Path):
+    """``ember serve`` in a child process: (base url, pid) once /health answers 200."""
+    import httpx
+
+    port = free_port()
+    log = open(log_folder / f"serve-{max_batch}.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "ember.cli.main", "serve", str(ckpt), "--port", str(port),
+                             "--max-batch", str(max_batch), "--max-queue", "256"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                            env={**os.environ, "EMBER_API_KEY": ""})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"ember serve exited with {proc.returncode}: see {log.name}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"ember serve did not become healthy in 120 s: see {log.name}")
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS) in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+def server_metrics(url: str) -> dict[str, float]:
+    """The unlabelled samples of /metrics, by name."""
+    import httpx
+
+    out = {}
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+# -- clients ---------------------------------------------------------------------------------------------
+def prompts(count: int, seed: int = 0) -> list[str]:
+    """Prompts cut from a fixed text: 8 to 40 characters starting anywhere."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        start = int(rng.integers(0, len(PROMPT_TEXT) - 40))
+        out.append(PROMPT_TEXT[start : start + int(rng.integers(8, 40))])
+    return out
+
+
+class WrongStatus(RuntimeError):
+    """An answer with another status than the one expected."""
+
+
+async def streamed_completion(http, url: str, model: str, prompt: str, max_tokens: int, seed: int) -> dict:
+    """One streamed completion: {"ttft", "seconds", "tokens"} (tokens from the usage chunk)."""
+    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.8, "seed": seed,
+            "stream": True, "stream_options": {"include_usage": True}}
+    sent = time.perf_counter()
+    first, tokens = None, None
+    async with http.stream("POST", url + "/v1/completions", json=body) as response:
+        if response.status_code != 200:
+            raise WrongStatus(f"status {response.status_code}: {(await response.aread())[:200]!r}")
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk["choices"] and chunk["choices"][0]["text"] and first is None:
+                first = time.perf_counter() - sent
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+    if tokens is None:
+        raise RuntimeError("the stream ended without a usage chunk")
+    return {"ttft": first if first is not None else time.perf_counter() - sent,
+            "seconds": time.perf_counter() - sent, "tokens": tokens}
+
+
+async def load_level(url: str, model: str, clients: int, per_client: int, max_tokens: int, seconds: float) -> dict:
+    """``clients`` concurrent clients, each sending requests back to back until ``per_client`` each or the
+    deadline."""
+    import httpx
+
+    texts = prompts(clients * per_client, seed=clients)
+    results, errors = [], []
+    deadline = time.perf_counter() + seconds
+
+    async def client(k: int, http) -> None:
+        for i in range(per_client):
+            if time.perf_counter() > deadline:
+                return
+            try:
+                results.append(await streamed_completion(http, url, model, texts[k * per_client + i], max_tokens,
+                                                         seed=k * 1000 + i))
+            except (httpx.HTTPError, RuntimeError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(k, http) for k in range(clients)))
+        wall = time.perf_counter() - started
+    tokens = sum(r["tokens"] for r in results)
+    ttft = np.array([r["ttft"] for r in results]) if results else np.array([np.nan])
+    return {"clients": clients, "requests": len(results), "errors": len(errors), "first_errors": errors[:3],
+            "output_tokens": tokens, "seconds": wall, "output_tokens_per_s": tokens / wall,
+            "ttft_p50_s": float(np.percentile(ttft, 50)), "ttft_p95_s": float(np.percentile(ttft, 95))}
+
+
+def malformed_request(k: int, model: str, context: int) -> tuple[bytes | dict, str]:
+    """The k-th malformed request (cycling through the kinds): (body, kind). Each must get a 4xx."""
+    kinds = [
+        (b"{\"model\": ", "invalid JSON"),
+        ({"prompt": "a"}, "no model"),
+        ({"model": "no-such-model", "prompt": "a"}, "unknown model"),
+        ({"model": model, "prompt": "a", "max_tokens": 0}, "max_tokens 0"),
+        ({"model": model, "prompt": "a", "max_tokens": context + 1}, "max_tokens past the context"),
+        ({"model": model, "prompt": "a", "temperature": -1}, "negative temperature"),
+        ({"model": model, "prompt": "e" * (context + 5)}, "prompt longer than the context"),
+        ({"model": model, "prompt": "a", "frobnicate": 1}, "unknown field"),
+        ({"model": model, "prompt": "a", "n": 10_000}, "n past max_batch"),
+        ({"model": model, "prompt": ["a", "b"]}, "two prompts"),
+        ({"model": model, "prompt": "a", "stop": ["a", "b", "c", "d", "e"]}, "five stop strings"),
+    ]
+    return kinds[k % len(kinds)]
+
+
+async def soak(url: str, model: str, context: int, total: int, clients: int, max_tokens: int, seconds: float) -> dict:
+    """``total`` requests, every MALFORMED_EVERY-th malformed, from ``clients`` concurrent clients."""
+    import httpx
+
+    texts = prompts(total, seed=99)
+    counts = {"ok": 0, "rejected_4xx": 0, "wrong_status": 0, "lost": 0, "not_sent": 0}
+    problems: list[str] = []
+    queue = list(range(total))
+    deadline = time.perf_counter() + seconds
+
+    async def one(i: int, http) -> None:
+        if i % MALFORMED_EVERY == MALFORMED_EVERY - 1:
+            body, kind = malformed_request(i // MALFORMED_EVERY, model, context)
+            content = body if isinstance(body, bytes) else json.dumps(body).encode()
+            response = await http.post(url + "/v1/completions", content=content,
+                                       headers={"Content-Type": "application/json"})
+            good = 400 <= response.status_code < 500 and set(response.json().get("error", {})) >= {"message", "type"}
+            counts["rejected_4xx" if good else "wrong_status"] += 1
+            if not good:
+                problems.append(f"malformed ({kind}) got {response.status_code}")
+            return
+        if i % 3 == 0:
+            await streamed_completion(http, url, model, texts[i], max_tokens, seed=i)
+            counts["ok"] += 1
+            return
+        body = {"model": model, "prompt": texts[i], "max_tokens": max_tokens, "temperature": 0.8, "seed": i}
+        response = await http.post(url + "/v1/completions", json=body)
+        good = response.status_code == 200 and isinstance(response.json()["choices"][0]["text"], str)
+        counts["ok" if good else "wrong_status"] += 1
+        if not good:
+            problems.append(f"good request got {response.status_code}: {response.text[:120]}")
+
+    async def client(http) -> None:
+        while queue:
+            i = queue.pop(0)
+            if time.perf_counter() > deadline:
+                counts["not_sent"] += 1
+                continue
+            try:
+                await one(i, http)
+            except WrongStatus as exc:
+                counts["wrong_status"] += 1
+                problems.append(f"request {i}: {exc}")
+            except (httpx.HTTPError, RuntimeError, ValueError) as exc:
+                counts["lost"] += 1
+                problems.append(f"request {i}: {type(exc).__name__}: {exc}")
+
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        wall = time.perf_counter() - started
+    return {"requests": total, "malformed": sum(i % MALFORMED_EVERY == MALFORMED_EVERY - 1 for i in range(total)),
+            "clients": clients, "seconds": wall, **counts, "first_problems": problems[:5]}
+
+
+# -- the parts -----------------------------------------------------------------------------------------------
+def load_comparison(ckpt: Path, model: str, folder: Path, per_client: int, max_tokens: int, seconds: float) -> dict:
+    out = {}
+    for name, max_batch in SERVERS.items():
+        out[name] = {}
+        with server(ckpt, max_batch, folder) as (url, _):
+            asyncio.run(load_level(url, model, 2, 1, 4, seconds))  # warm-up
+            for clients in CLIENT_LEVELS:
+                before = server_metrics(url)
+                level = asyncio.run(load_level(url, model, clients, per_client, max_tokens, seconds))
+                after = server_metrics(url)
+                steps = after["ember_decode_steps_total"] - before["ember_decode_steps_total"]
+                rows = after["ember_decode_rows_total"] - before["ember_decode_rows_total"]
+                level["mean_decode_batch"] = rows / steps if steps else 0.0
+                out[name][str(clients)] = level
+                print(f"  {name} (--max-batch {max_batch}), {clients:>2} clients: "
+                      f"{level['output_tokens_per_s']:.0f} tokens/s, TTFT p50 {level['ttft_p50_s'] * 1e3:.0f} ms "
+                      f"p95 {level['ttft_p95_s'] * 1e3:.0f} ms, mean decode batch {level['mean_decode_batch']:.1f}, "
+                      f"{level['requests']} requests, {level['errors']} errors", flush=True)
+    return out
+
+
+def soak_run(ckpt: Path, model: str, context: int, folder: Path, total: int, max_tokens: int, seconds: float) -> dict:
+    with server(ckpt, SERVERS["continuous"], folder) as (url, pid):
+        asyncio.run(soak(url, model, context, 50, 16, max_tokens, seconds))  # warm-up: allocations settle
+        time.sleep(1.0)
+        before = rss_mb(pid)
+        result = asyncio.run(soak(url, model, context, total, 16, max_tokens, seconds))
+        time.sleep(1.0)
+        after = rss_mb(pid)
+        health = server_metrics(url)
+    result.update(rss_before_mb=before, rss_after_mb=after, rss_ratio=after / before,
+                  active_rows_after=health.get("ember_active_rows"), queue_after=health.get("ember_queue_length"))
+    print(f"  soak: {result['ok']} ok, {result['rejected_4xx']} 4xx (of {result['malformed']} malformed), "
+          f"{result['wrong_status']} wrong status, {result['lost']} lost, {result['not_sent']} not sent in time; "
+          f"RSS {before:.0f} -> {after:.0f} MB in {result['seconds']:.0f} s", flush=True)
+    return result
+
+
+def decode_contenders(model, tok) -> dict:
+    """name -> decode(prompt ids, n) -> (seconds, tokens) for n greedy tokens at batch 1: the hook where other
+    runtimes join (benchmarks/bench_decode_runtimes.py runs llama.cpp and transformers on the exported model)."""
+    from ember.serve.engine import Engine, SamplingParams
+
+    engine = Engine(model, tok, max_batch=1)
+
+    def generate(prompt, n):
+        start = time.perf_counter()
+        count = sum(1 for _ in model.generate(prompt, n, temperature=0))
+        return time.perf_counter() - start, count
+
+    def served(prompt, n):
+        start = time.perf_counter()
+        request = engine.submit(prompt, SamplingParams(max_tokens=n, temperature=0.0))
+        while engine.step():
+            pass
+        return time.perf_counter() - start, request.completion_tokens
+
+    return {"ember_generate": generate, "ember_engine_batch1": served}
+
+
+def decode_speed(ckpt: Path, rounds: int) -> dict:
+    from ember.train.lm import load_lm
+
+    model, tok, _ = load_lm(ckpt)
+    contenders = decode_contenders(model, tok)
+    prompt = tok.encode(PROMPT_TEXT[:8])
+    n = model.config.block_size - len(prompt)
+    for decode in contenders.values():
+        decode(prompt, 4)  # warm-up
+    seconds = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, decode in contenders.items():
+            took, count = decode(prompt, n)
+            if count != n:
+                raise RuntimeError(f"{name} decoded {count} tokens, not {n}")
+            seconds[name].append(took)
+    speeds = {name: n / float(np.median(s)) for name, s in seconds.items()}
+    print("  decode, batch 1: " + ", ".join(f"{k} {v:.0f} tokens/s" for k, v in speeds.items()), flush=True)
+    return {"new_tokens": n, "rounds": rounds, "tokens_per_s": speeds}
+
+
+# -- the report --------------------------------------------------------------------------------------------------
+def markdown(r: dict) -> str:
+    m = r["model"]
+    lines = [f"| {m['name']} ({m['params'] / 1e6:.2f}M params, context {m['context']}), {r['settings']['max_tokens']} "
+             "new tokens per request | clients | output tokens/s | TTFT p50 / p95 (ms) | mean decode batch |",
+             "|---|---:|---:|---:|---:|"]
+    for name, levels in r.get("load", {}).items():
+        label = {"continuous": "continuous batching (--max-batch 16)",
+                 "one_at_a_time": "one at a time (--max-batch 1)"}[name]
+        for clients, lv in levels.items():
+            lines.append(f"| {label} | {clients} | {lv['output_tokens_per_s']:.0f} | {lv['ttft_p50_s'] * 1e3:.0f} / "
+                         f"{lv['ttft_p95_s'] * 1e3:.0f} | {lv['mean_decode_batch']:.1f} |")
+    if "load" in r:
+        g = r["gains"]
+        lines.append(f"\nContinuous batching at 16 clients: **{g['continuous_16_over_1']:.2f}x** its one-client "
+                     f"throughput, **{g['continuous_over_one_at_a_time_16']:.2f}x** the one-at-a-time server's.")
+    if "soak" in r:
+        s = r["soak"]
+        lines.append(f"\nSoak: {s['requests']} requests from {s['clients']} clients in {s['seconds']:.0f} s, "
+                     f"{s['malformed']} malformed: {s['ok']} succeeded, {s['rejected_4xx']} answered 4xx, "
+                     f"{s['wrong_status']} wrong status, {s['lost']} lost, {s['not_sent']} not sent in time; "
+                     f"server RSS {s['rss_before_mb']:.0f} MB after warm-up, {s['rss_after_mb']:.0f} MB after "
+                     f"({(s['rss_ratio'] - 1) * 100:+.1f}%).")
+    if "decode" in r:
+        d = r["decode"]
+        speeds = ", ".join(f"{k} {v:.0f}" for k, v in d["tokens_per_s"].items())
+        lines.append(f"\nBatch-1 greedy decoding of {d['new_tokens']} tokens, tokens/s: {speeds}.")
+    return "\n".join(lines)
+
+
+def render_idle(r: dict, path: str):
+    meta = (f"Measured {r['date']} on {r['machine']}; server and clients on the same machine; "
+            f"`python benchmarks/bench_serve.py` (results in `{path}`).")
+    return meta, markdown(r)
+
+
+def render_loaded(r: dict, path: str) -> str:
+    return f"(a loaded run is on file in `{path}`)"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", default=None, help="a run folder (default: a small char model trained here)")
+    parser.add_argument("--max-tokens", type=int, default=64, help="new tokens per load request (default 64)")
+    parser.add_argument("--requests-per-client", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=120.0, help="time limit of each load level and of the soak")
+    parser.add_argument("--soak", type=int, default=1000, help="requests in the soak run (default 1000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the decode-only timing")
+    parser.add_argument("--decode-only", action="store_true", help="only the in-process batch-1 decoding")
+    parser.add_argument("--quick", action="store_true", help="a tiny model, few requests: a dry run in seconds")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick and args.update_readme:
+        parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    if args.quick:
+        args.max_tokens, args.requests_per_client, args.soak, args.rounds = 16, 2, 60, 1
+        args.seconds = min(args.seconds, 30.0)
+    info = machine_info()
+    print(f"machine: {machine_line(info)}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        ckpt = Path(args.ckpt) if args.ckpt else train_small_model(folder, QUICK_TRAIN if args.quick else TRAIN)
+        model = describe_model(ckpt)
+        result = {"date": time.strftime("%Y-%m-%d"), "machine": machine_line(info), "machine_info": info,
+                  "quick": args.quick, "ckpt": str(args.ckpt) if args.ckpt else "trained here", "model": model,
+                  "settings": {"max_tokens": args.max_tokens, "requests_per_client": args.requests_per_client,
+                               "seconds": args.seconds, "client_levels": list(CLIENT_LEVELS)}}
+        if not args.decode_only:
+            print("load: streamed completions, continuous batching against one at a time", flush=True)
+            result["load"] = load_comparison(ckpt, model["name"], folder, args.requests_per_client, args.max_tokens,
+                                             args.seconds)
+            cont, single = result["load"]["continuous"], result["load"]["one_at_a_time"]
+            result["gains"] = {
+                "continuous_16_over_1": cont["16"]["output_tokens_per_s"] / cont["1"]["output_tokens_per_s"],
+                "continuous_over_one_at_a_time_16": cont["16"]["output_tokens_per_s"]
+                / single["16"]["output_tokens_per_s"]}
+            print(f"soak: {args.soak} requests, every {MALFORMED_EVERY}th malformed", flush=True)
+            result["soak"] = soak_run(ckpt, model["name"], model["context"], folder, args.soak, 16, args.seconds)
+        result["decode"] = decode_speed(ckpt, args.rounds)
+    stem = MARKER.removeprefix("bench_")
+    out = Path(args.out) if args.out else results_path(f"{stem}_quick" if args.quick else stem, 0)
+    publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
