@@ -24,7 +24,7 @@ from ..nn import functional as F
 from ..ops import elementwise as E
 from ..ops import linalg as L
 from ..ops import nn as N
-from ..ops.attention import causal_mask_t, softmax_keys
+from ..ops.attention import attend_cached_rows, causal_mask_t
 from ..tensor import Tensor
 
 
@@ -172,39 +172,6 @@ def _row_mask(xp, positions: np.ndarray, tk: int, dtype):
     visible = np.arange(tk)[None, :, None] <= positions[:, None, :]
     mask = np.where(visible, 0.0, -np.inf).astype(dtype)[:, None]
     return xp.asarray(mask)
-
-
-def _attend_rows(xp, kv, q, rows: np.ndarray, end: int, scale: float, mask):
-    """Attention of the queries q (B, H, t, D) of cache rows ``rows`` to their first ``end`` keys and values.
-
-    The cache is read through views of the span of rows min..max, never gathered: copying each row's keys and
-    values cost more than the rest of a batched decode step. Rows in that span but not asked for cost a few
-    wasted dot products (a server keeps its active rows packed low); the queries and probabilities are
-    scattered into the span and the answers taken back, which moves only (t x end)-sized arrays.
-    """
-    lo, hi = int(rows.min()), int(rows.max()) + 1
-    keys, values = kv[0, lo:hi, :, :end], kv[1, lo:hi, :, :end]
-    packed = hi - lo == rows.size and bool((np.diff(rows) == 1).all())  # lo, lo+1, ..., hi-1 in order
-    at = None if packed else xp.asarray(rows - lo)
-    if at is not None:
-        q = _scatter(xp, q, at, hi - lo)
-    st = keys @ q.swapaxes(-1, -2)  # key-major scores (span, H, T_k, t)
-    if at is not None:
-        st = st[at]
-    st *= scale
-    if mask is not None:
-        st += mask
-    p = softmax_keys(xp, st)
-    if at is None:
-        return p.swapaxes(-1, -2) @ values
-    return (_scatter(xp, p, at, hi - lo).swapaxes(-1, -2) @ values)[at]
-
-
-def _scatter(xp, a, at, n: int):
-    """a (B, ...) placed at rows ``at`` of a zero array (n, ...)."""
-    out = xp.zeros((n,) + a.shape[1:], dtype=a.dtype)
-    out[at] = a
-    return out
 
 
 class KVCache:
@@ -427,7 +394,7 @@ class GPT(nn.Module):
             else:  # advanced indices around a slice: the indexed view is (B, t, H, D)
                 kv[0][dev_rows, :, dev_positions] = heads[1].transpose(0, 2, 1, 3)
                 kv[1][dev_rows, :, dev_positions] = heads[2].transpose(0, 2, 1, 3)
-            y = _attend_rows(xp, kv, heads[0], rows, end, 1.0 / math.sqrt(d), mask)  # (B, H, t, D)
+            y = attend_cached_rows(xp, kv, heads[0], rows, starts, 1.0 / math.sqrt(d), mask)  # (B, H, t, D)
             y = y.transpose(0, 2, 1, 3).reshape(b, t, c.n_embd)
             x = _leave(block.hc_attn, streams, _linear(y, block.attn.c_proj), maps)
             mlp = block.mlp

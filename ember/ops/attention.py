@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from ..autograd import Function
+from ..kernels import attention as attention_kernels
 from ..kernels import cuda as cuda_kernels
 from ..kernels.cuda import softmax as cuda_softmax_kernels
 from .util import unbroadcast
@@ -72,6 +73,48 @@ def softmax_keys(xp, st, safe: bool = False):
         total[total == 0] = 1
     st /= total
     return st
+
+
+def attend_cached_rows(xp, kv, q, rows: np.ndarray, starts: np.ndarray, scale: float, mask):
+    """Attention of the new queries q (B, H, t, D) of KV-cache rows ``rows`` (one layer's cache kv: (2, rows, H,
+    T_max, D), the new keys already written), each row's queries at positions starts[b] .. starts[b] + t - 1;
+    ``mask``: the additive key-major mask for t > 1 (None for one query per row, which sees every written key).
+
+    One query per row takes the compiled loop (``kernels.attention``) when it applies. Otherwise the cache is read
+    through views of the span of rows min..max, never gathered: copying each row's keys and values cost more than
+    the rest of a batched decode step. Rows in that span but not asked for cost a few wasted dot products (a
+    server keeps its active rows packed low); queries and probabilities are scattered into the span and the
+    answers taken back, which moves only (t x keys)-sized arrays.
+    """
+    t = q.shape[2]
+    if t == 1 and attention_kernels.applies(kv):
+        out = attention_kernels.decode_attention(np.ascontiguousarray(q[:, :, 0]), kv[0], kv[1], rows, starts + 1,
+                                                 scale)
+        return out[:, :, None]
+    end = int(starts.max()) + t
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    keys, values = kv[0, lo:hi, :, :end], kv[1, lo:hi, :, :end]
+    packed = hi - lo == rows.size and bool((np.diff(rows) == 1).all())  # lo, lo+1, ..., hi-1 in order
+    at = None if packed else xp.asarray(rows - lo)
+    if at is not None:
+        q = _scatter(xp, q, at, hi - lo)
+    st = keys @ q.swapaxes(-1, -2)  # key-major scores (span, H, T_k, t)
+    if at is not None:
+        st = st[at]
+    st *= scale
+    if mask is not None:
+        st += mask
+    p = softmax_keys(xp, st)
+    if at is None:
+        return p.swapaxes(-1, -2) @ values
+    return (_scatter(xp, p, at, hi - lo).swapaxes(-1, -2) @ values)[at]
+
+
+def _scatter(xp, a, at, n: int):
+    """a (B, ...) placed at rows ``at`` of a zero array (n, ...)."""
+    out = xp.zeros((n,) + a.shape[1:], dtype=a.dtype)
+    out[at] = a
+    return out
 
 
 def attend(xp, q, k, v, scale, bias_t=None, dropout=0.0, generator=None, safe=False):
