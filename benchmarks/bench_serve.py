@@ -54,6 +54,7 @@ MARKER = "bench_serve"
 CLIENT_LEVELS = (1, 4, 16)
 SERVERS = {"continuous": 16, "one_at_a_time": 1}  # name -> --max-batch
 MALFORMED_EVERY = 10
+CODE_MODEL = REPO / "runs" / "code-plain"  # issue 13's code model, where compute (not HTTP) dominates
 TRAIN = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, max_iters=150)
 QUICK_TRAIN = dict(n_layer=1, n_head=2, n_embd=32, block_size=64, max_iters=10)
 PROMPT_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
@@ -419,7 +420,7 @@ def markdown(r: dict) -> str:
 def render_idle(r: dict, path: str):
     meta = (f"Measured {r['date']} on {r['machine']}; server and clients on the same machine; "
             f"`python benchmarks/bench_serve.py` (results in `{path}`).")
-    return meta, markdown(r)
+    return meta, "\n\n".join(markdown(run) for run in r["runs"])
 
 
 def render_loaded(r: dict, path: str) -> str:
@@ -428,7 +429,9 @@ def render_loaded(r: dict, path: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", default=None, help="a run folder (default: a small char model trained here)")
+    parser.add_argument("--ckpt", action="append", default=None,
+                        help="a run folder; repeat for several (default: a small char model trained here, then "
+                             "runs/code-plain, the code model, when it exists); the soak runs on the first")
     parser.add_argument("--max-tokens", type=int, default=64, help="new tokens per load request (default 64)")
     parser.add_argument("--requests-per-client", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=120.0, help="time limit of each load level and of the soak")
@@ -446,30 +449,43 @@ def main(argv=None) -> int:
         args.seconds = min(args.seconds, 30.0)
     info = machine_info()
     print(f"machine: {machine_line(info)}", flush=True)
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine_line(info), "machine_info": info,
+              "quick": args.quick, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        ckpt = Path(args.ckpt) if args.ckpt else train_small_model(folder, QUICK_TRAIN if args.quick else TRAIN)
-        model = describe_model(ckpt)
-        result = {"date": time.strftime("%Y-%m-%d"), "machine": machine_line(info), "machine_info": info,
-                  "quick": args.quick, "ckpt": str(args.ckpt) if args.ckpt else "trained here", "model": model,
-                  "settings": {"max_tokens": args.max_tokens, "requests_per_client": args.requests_per_client,
-                               "seconds": args.seconds, "client_levels": list(CLIENT_LEVELS)}}
-        if not args.decode_only:
-            print("load: streamed completions, continuous batching against one at a time", flush=True)
-            result["load"] = load_comparison(ckpt, model["name"], folder, args.requests_per_client, args.max_tokens,
-                                             args.seconds)
-            cont, single = result["load"]["continuous"], result["load"]["one_at_a_time"]
-            result["gains"] = {
-                "continuous_16_over_1": cont["16"]["output_tokens_per_s"] / cont["1"]["output_tokens_per_s"],
-                "continuous_over_one_at_a_time_16": cont["16"]["output_tokens_per_s"]
-                / single["16"]["output_tokens_per_s"]}
-            print(f"soak: {args.soak} requests, every {MALFORMED_EVERY}th malformed", flush=True)
-            result["soak"] = soak_run(ckpt, model["name"], model["context"], folder, args.soak, 16, args.seconds)
-        result["decode"] = decode_speed(ckpt, args.rounds)
+        ckpts = [Path(c) for c in args.ckpt] if args.ckpt else [None]
+        if not args.ckpt and not args.quick and CODE_MODEL.is_dir():
+            ckpts.append(CODE_MODEL)
+        for i, given in enumerate(ckpts):
+            ckpt = given or train_small_model(folder, QUICK_TRAIN if args.quick else TRAIN)
+            print(f"model: {ckpt if given else 'a small char model trained here'}", flush=True)
+            result["runs"].append(bench_one(ckpt, given, folder, args, soak=i == 0))
     stem = MARKER.removeprefix("bench_")
     out = Path(args.out) if args.out else results_path(f"{stem}_quick" if args.quick else stem, 0)
     publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme)
     return 0
+
+
+def bench_one(ckpt: Path, given, folder: Path, args, soak: bool) -> dict:
+    """The load comparison, the soak (``soak``) and the decode timing of one checkpoint."""
+    model = describe_model(ckpt)
+    result = {"ckpt": str(given) if given else "trained here", "model": model,
+              "settings": {"max_tokens": args.max_tokens, "requests_per_client": args.requests_per_client,
+                           "seconds": args.seconds, "client_levels": list(CLIENT_LEVELS)}}
+    if not args.decode_only:
+        print("load: streamed completions, continuous batching against one at a time", flush=True)
+        result["load"] = load_comparison(ckpt, model["name"], folder, args.requests_per_client, args.max_tokens,
+                                         args.seconds)
+        cont, single = result["load"]["continuous"], result["load"]["one_at_a_time"]
+        result["gains"] = {
+            "continuous_16_over_1": cont["16"]["output_tokens_per_s"] / cont["1"]["output_tokens_per_s"],
+            "continuous_over_one_at_a_time_16": cont["16"]["output_tokens_per_s"]
+            / single["16"]["output_tokens_per_s"]}
+        if soak:
+            print(f"soak: {args.soak} requests, every {MALFORMED_EVERY}th malformed", flush=True)
+            result["soak"] = soak_run(ckpt, model["name"], model["context"], folder, args.soak, 16, args.seconds)
+    result["decode"] = decode_speed(ckpt, args.rounds)
+    return result
 
 
 if __name__ == "__main__":
