@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -139,3 +140,71 @@ def save_to_summary(summary: dict, path, model, extra: dict) -> int:
         return 1
     say(f"saved {written}")
     return 0
+
+
+def add_log_args(parser: argparse.ArgumentParser, per: str) -> None:
+    """``--log-dir`` and ``--plot``, on every ``ember train`` command; ``per``: when a record is written."""
+    parser.add_argument("--log-dir", metavar="DIR", default=None,
+                        help=f"write the training scalars (loss, accuracy, learning rate, throughput, gradient norm) "
+                             f"per {per} to DIR/scalars.csv and TensorBoard event files (tensorboardX: pip install "
+                             f"'ember[tensorboard]'); a new run replaces the logs there")
+    parser.add_argument("--plot", metavar="PATH.png", default=None,
+                        help="draw the loss and accuracy curves into a PNG when the run ends (matplotlib: pip "
+                             "install 'ember[plot]')")
+
+
+def check_log_args(args) -> None:
+    """``--log-dir`` and ``--plot`` checked before any work: a run must not end by failing to write its logs."""
+    from ..train.plot import import_pyplot
+    from ..train.scalars import check_log_dir
+
+    if args.log_dir:
+        check_log_dir(args.log_dir)
+    if args.plot:
+        if Path(args.plot).suffix.lower() != ".png":
+            raise UsageError(f"--plot {args.plot}: expected a path ending in .png")
+        check_save_destination(args.plot)
+        try:
+            import_pyplot()
+        except ImportError as exc:
+            raise UserError(f"--plot: {exc}") from None
+
+
+@contextlib.contextmanager
+def training_logs(args, x_label: str, resume_after: int | None = None):
+    """Yields the run's ScalarLogger, or None when neither ``--log-dir`` nor ``--plot`` is given (the training
+    loop then runs exactly as without them); closes it, and draws ``--plot`` once the run has ended without
+    error. ``resume_after``: the step a resumed run continues from (its earlier logs are kept up to there)."""
+    if not (args.log_dir or args.plot):
+        yield None
+        return
+    from ..train.scalars import open_scalar_logger
+
+    logger = open_scalar_logger(args.log_dir, resume_after)
+    if logger.replaced:
+        say(f"--log-dir {args.log_dir}: replacing an earlier run's logs ({', '.join(p.name for p in logger.replaced)})")
+    try:
+        yield logger
+    finally:
+        logger.close()
+    if args.plot:
+        from ..train.plot import plot_training_curves
+
+        say(f"plot: {plot_training_curves(logger.series, args.plot, x_label)}")
+
+
+def log_epochs(logs, optimizer, report, samples: int, grad_clip: float | None = None):
+    """(optimizer, on_epoch) for ``fit``: unchanged without logs; else the optimizer measured by a StepMeter and a
+    reporter that also logs each epoch's scalars (``samples``: training images per epoch). A run that clips
+    (``grad_clip``) logs no gradient norm: what the meter would see is the clipped one."""
+    if logs is None:
+        return optimizer, report
+    from ..train.scalars import StepMeter, epoch_scalars
+
+    meter = StepMeter(optimizer, grad_norm=not grad_clip)
+
+    def report_and_log(stats):
+        report(stats)
+        logs.log(stats.epoch, epoch_scalars(stats, meter, samples))
+
+    return meter, report_and_log

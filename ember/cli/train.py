@@ -8,8 +8,11 @@ from . import train_gpt, train_kan
 from .common import (
     add_data_args,
     add_device_arg,
+    add_log_args,
+    check_log_args,
     check_save_destination,
     epoch_reporter,
+    log_epochs,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -18,6 +21,7 @@ from .common import (
     resolve_device,
     save_to_summary,
     say,
+    training_logs,
 )
 
 MODEL_DEFAULTS = {  # the reference recipes: Adam, lr 1e-3 with cosine decay; batch 128 (MLP) or 64 (LeNet-5)
@@ -48,6 +52,7 @@ def add_parser(sub) -> None:
                        help="skip a batch whose loss is NaN/inf instead of stopping the run")
         p.add_argument("--json", action="store_true", help="print each epoch as a JSON line too")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        add_log_args(p, "epoch")
         p.set_defaults(run=run)
     train_kan.add_parser(models)
     train_gpt.add_parser(models)
@@ -72,6 +77,7 @@ def run(args) -> int:
 
     device = resolve_device(args.device)
     check_save_destination(args.save)
+    check_log_args(args)
     ember.manual_seed(args.seed)
     download = not args.no_download
     train_set, stats = image_classification(args.dataset, "train", args.data_dir, download)
@@ -87,13 +93,13 @@ def run(args) -> int:
         f"{len(train_set):,} train / {len(test_set):,} test images, {args.optimizer} lr {args.lr}, "
         f"({args.schedule}), batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, on {device}")
 
-    report = epoch_reporter(args)
-
     start = time.perf_counter()
-    history = fit(model, optimizer, train_loader, test_loader, args.epochs, on_epoch=report,
-                  progress=not args.no_progress, scheduler=scheduler, scheduler_per_batch=True,
-                  on_nonfinite="skip" if args.skip_nonfinite else "stop")
-    total = time.perf_counter() - start
+    with training_logs(args, "epoch") as logs:
+        train_optimizer, report = log_epochs(logs, optimizer, epoch_reporter(args), len(train_set))
+        history = fit(model, train_optimizer, train_loader, test_loader, args.epochs, on_epoch=report,
+                      progress=not args.no_progress, scheduler=scheduler, scheduler_per_batch=True,
+                      on_nonfinite="skip" if args.skip_nonfinite else "stop")
+        total = time.perf_counter() - start
     last = history[-1]
     summary = {
         "event": "summary", "model": args.model, "dataset": args.dataset, "epochs": args.epochs,

@@ -11,6 +11,8 @@ from ..io import CheckpointError
 from .common import (
     UsageError,
     add_device_arg,
+    add_log_args,
+    check_log_args,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -19,6 +21,7 @@ from .common import (
     probability,
     resolve_device,
     say,
+    training_logs,
 )
 
 # flag -> (type, help); every flag defaults to None so that a resumed run can tell which were given
@@ -84,6 +87,7 @@ def add_parser(models) -> None:
     p.add_argument("--no-verify", action="store_true", help="--resume without checking the saved tensors' hashes")
     p.add_argument("--json", action="store_true", help="print every log record as a JSON line too")
     p.add_argument("--no-progress", action="store_true")
+    add_log_args(p, "logged iteration and evaluation (--resume appends after the saved iteration)")
     p.set_defaults(run=run)
 
 
@@ -138,6 +142,7 @@ def make_trainer(args, device="cpu"):
 
 
 def run(args) -> int:
+    check_log_args(args)
     trainer = make_trainer(args, resolve_device(args.device))
     for change in trainer.resume_changes:
         say(f"resume: {change}")
@@ -155,7 +160,9 @@ def run(args) -> int:
         if args.json:
             print_json(record)
 
-    history = trainer.run(progress=not args.no_progress, on_record=report)
+    with training_logs(args, "iteration", resume_after=trainer.iter if args.resume else None) as logs:
+        on_record = report if logs is None else log_records(report, logs, trainer)
+        history = trainer.run(progress=not args.no_progress, on_record=on_record)
     evals = [r for r in history if r["event"] == "eval"]
     steps = [r for r in history if r["event"] == "train"]
     summary = {"event": "summary", "model": "gpt", "data": c.data, "iters": trainer.iter,
@@ -165,3 +172,22 @@ def run(args) -> int:
                "skipped_steps": trainer.guard.skipped, "device": str(trainer.device), "out": c.out}
     print_json(summary)
     return 0
+
+
+def log_records(report, logs, trainer):
+    """An ``on_record`` that reports each record and logs its scalars. A run that does not clip has its optimizer
+    measured by a StepMeter from here on, for the gradient norm (a clipped run's would be the clip); the records a
+    resumed run kept are remembered for --plot, not written again."""
+    from ..train.scalars import StepMeter, lm_record_scalars
+
+    meter = None
+    if not trainer.config.grad_clip:
+        meter = trainer.optimizer = StepMeter(trainer.optimizer)
+    for record in trainer.history:
+        logs.remember(record["iter"], lm_record_scalars(record))
+
+    def report_and_log(record):
+        report(record)
+        logs.log(record["iter"], lm_record_scalars(record, meter))
+
+    return report_and_log

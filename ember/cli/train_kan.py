@@ -9,8 +9,11 @@ import time
 from .common import (
     UsageError,
     add_device_arg,
+    add_log_args,
+    check_log_args,
     check_save_destination,
     epoch_reporter,
+    log_epochs,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -19,6 +22,7 @@ from .common import (
     resolve_device,
     save_to_summary,
     say,
+    training_logs,
 )
 
 
@@ -79,6 +83,7 @@ def add_parser(models) -> None:
                    help="skip a batch or step whose loss is NaN/inf instead of stopping the run")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    add_log_args(p, "epoch (images) or logged step (tasks)")
     p.set_defaults(run=run)
 
 
@@ -87,6 +92,7 @@ def run(args) -> int:
 
     device = resolve_device(args.device)
     check_save_destination(args.save)
+    check_log_args(args)
     ember.manual_seed(args.seed)
     return _run_task(args, device) if args.task else _run_images(args, device)
 
@@ -119,19 +125,20 @@ def _run_images(args, device) -> int:
         f"weight decay {args.weight_decay}, clip {args.grad_clip}, batch {args.batch_size}, {args.epochs} epochs, "
         f"on {device}")
 
-    report = epoch_reporter(args)
-
     start = time.perf_counter()
     test_loader = DataLoader(test_set, batch_size=1000, device=device)
-    history = fit(model, opt, loader, test_loader, args.epochs, on_epoch=report,
-                  progress=not args.no_progress, scheduler=sched, scheduler_per_batch=True,
-                  grad_clip=args.grad_clip or None, on_nonfinite="skip" if args.skip_nonfinite else "stop")
+    with training_logs(args, "epoch") as logs:
+        train_opt, report = log_epochs(logs, opt, epoch_reporter(args), len(train_set), args.grad_clip)
+        history = fit(model, train_opt, loader, test_loader, args.epochs, on_epoch=report,
+                      progress=not args.no_progress, scheduler=sched, scheduler_per_batch=True,
+                      grad_clip=args.grad_clip or None, on_nonfinite="skip" if args.skip_nonfinite else "stop")
+        seconds = time.perf_counter() - start
     last = history[-1]
     summary = {"event": "summary", "model": "kan", "widths": list(widths), "dataset": args.dataset,
                "grid_size": args.grid_size, "spline_order": args.spline_order, "epochs": args.epochs,
                "seed": args.seed, "device": str(device), "final_loss": round(last.loss, 6),
                "train_accuracy": round(last.train_accuracy, 6),
-               "test_accuracy": round(last.test_accuracy, 6), "seconds": round(time.perf_counter() - start, 2)}
+               "test_accuracy": round(last.test_accuracy, 6), "seconds": round(seconds, 2)}
     status = 0
     if args.save:
         extra = {"dataset": args.dataset, "test_accuracy": last.test_accuracy,
@@ -166,10 +173,13 @@ def _run_task(args, device) -> int:
         if args.json:
             print_json({"event": "log", **entry})
 
-    result = fit_regression(model, task, steps=args.steps, lr=lr, weight_decay=args.weight_decay,
-                            grad_clip=args.grad_clip or None, seed=args.seed, grid_schedule=schedule,
-                            regularization=args.regularization, on_log=log, log_every=max(args.steps // 10, 1),
-                            on_nonfinite="skip" if args.skip_nonfinite else "stop")
+    with training_logs(args, "step") as logs:
+        on_log = log if logs is None else log_regression(log, logs)
+        result = fit_regression(model, task, steps=args.steps, lr=lr, weight_decay=args.weight_decay,
+                                grad_clip=args.grad_clip or None, seed=args.seed, grid_schedule=schedule,
+                                regularization=args.regularization, on_log=on_log,
+                                log_every=max(args.steps // 10, 1),
+                                on_nonfinite="skip" if args.skip_nonfinite else "stop")
     summary = {"event": "summary", "model": "kan", "task": task.name, "widths": list(widths),
                "grid_size": model.config.grid_size, "steps": args.steps, "seed": args.seed,
                "device": str(device), "train_mse": result.train_mse, "val_mse": result.val_mse,
@@ -182,3 +192,20 @@ def _run_task(args, device) -> int:
     say(f"test mse on 10,000 fresh points: {result.test_mse:.3e}")
     print_json(summary)
     return status
+
+
+def log_regression(report, logs):
+    """An ``on_log`` for ``fit_regression`` that reports each entry and logs its scalars, with the steps per second
+    since the previous entry (wall time: the steps, the validation and any grid extension between them)."""
+    from ..train.scalars import regression_scalars
+
+    last = {"step": 0, "time": time.perf_counter()}
+
+    def report_and_log(entry):
+        now = time.perf_counter()
+        report(entry)
+        steps_per_s = (entry["step"] - last["step"]) / (now - last["time"]) if now > last["time"] else None
+        last.update(step=entry["step"], time=now)
+        logs.log(entry["step"], regression_scalars(entry, steps_per_s))
+
+    return report_and_log

@@ -159,6 +159,7 @@ class LMTrainer:
         self.data_rng = np.random.default_rng(c.seed)
         self.iter = 0
         self.history: list[dict] = []
+        self._grad_norms: list[float] = []  # clipped steps' norms since the last train record
         self.elapsed = 0.0
         self._resumed_at = None
         self.resume_changes: list[str] = []
@@ -224,6 +225,7 @@ class LMTrainer:
             norm = float(clip_grad_norm_(model.parameters(), c.grad_clip))
             if not self.guard.ok(norm, f"iteration {self.iter + 1}", "gradient norm"):
                 return self._skip_step()
+            self._grad_norms.append(norm)
         opt.step()
         opt.zero_grad()
         self.iter += 1
@@ -290,6 +292,9 @@ class LMTrainer:
                           "ms_per_iter": ms, "tokens_per_s": tokens_per_iter / (ms / 1e3)}
                 if self.guard.skipped:
                     record["skipped_steps"] = self.guard.skipped
+                if self._grad_norms:  # the mean gradient norm (before clipping) since the last record
+                    record["grad_norm"] = float(np.mean(self._grad_norms))
+                    self._grad_norms.clear()
                 self._record(record, on_record)
                 bar.set_postfix(loss=f"{loss:.4f}" if loss is not None else "-",
                                 tok_s=f"{tokens_per_iter / (ms / 1e3):,.0f}")
