@@ -54,6 +54,16 @@ from .tensor import Tensor
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``ember.profiler`` is imported on first use: ``import ember`` stays as fast as it was."""
+    if name == "profiler":
+        import importlib
+
+        return importlib.import_module(".profiler", __name__)  # (``from . import`` would call back in here)
+    raise AttributeError(f"module 'ember' has no attribute {name!r}")
+
+
 __all__ = [
     "arange", "as_tensor", "backend", "bool_", "cuda_available", "data", "default_device", "device", "Device",
     "empty", "enable_grad", "eye", "float16", "float32", "float64", "from_numpy", "full", "full_like", "functions",
