@@ -115,6 +115,11 @@ def load_model(path: str | os.PathLike, verify: bool = True):
     arrays, metadata = read_checkpoint(path, verify)
     try:
         model = build(metadata.get("model", ""), metadata["config"])
+        compression = metadata["extra"].get("compression") if isinstance(metadata["extra"], dict) else None
+        if compression is not None:  # pruned or int8 layers (ember.compress): rebuilt before the weights load
+            from ..compress import restore_compressed
+
+            model = restore_compressed(model, compression)
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model: {exc}") from exc
     float_dtypes = {a.dtype for a in arrays.values() if a.dtype.kind == "f"}
