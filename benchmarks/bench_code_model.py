@@ -24,14 +24,14 @@ Full run (on an otherwise idle machine; several minutes on 2 cores):
   python benchmarks/bench_code_model.py --update-readme
 Dry run on tiny shapes (seconds): python benchmarks/bench_code_model.py --quick --out /tmp/bench.json
 Options: [--rounds 5] [--steps 3] [--new-tokens 256] [--torch-threads N] [--quick] [--out PATH] [--update-readme]
-Writes benchmarks/results/bench_code_model.json and .md (with --quick: bench_code_model_quick.json), and the
-README section between the ``bench_code_model`` markers with --update-readme.
+Writes benchmarks/results/bench_code_model.json, .md and .png (with --quick: bench_code_model_quick.*), and the
+README section between the ``bench_code_model`` markers with --update-readme. ``ember bench --only code_model``
+runs it as an entry of the harness.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,12 +39,11 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
-
+from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, machine_info, machine_line, median_ratios,
+                                publish, results_path, rounds, streaming, usable_cores)
 from ember.models.gpt import GPT, GPTConfig
 from ember.optim import clip_grad_norm_
 from ember.testing.torch_gpt import build_torch_gpt, copy_gpt_weights
-from harness import machine_info, machine_line, median_ratios, publish, results_path
 
 MARKER = "bench_code_model"
 CODE_MODEL = dict(n_layer=6, n_head=6, n_embd=384, block_size=256, vocab_size=8192, gelu="tanh")
@@ -54,10 +53,6 @@ MODES = (("plain", 1), ("mhc", 4), ("mhc2", 2))  # (residual, streams)
 DECODE_MODES = (("plain", 1), ("mhc", 4))
 LR, WEIGHT_DECAY, BETAS, GRAD_CLIP = 1e-3, 0.1, (0.9, 0.95), 1.0
 SEED = 0
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def import_torch(threads: int):
@@ -119,16 +114,8 @@ def random_batches(count: int, batch: int, shape: dict, seed: int = 1) -> list:
     return [(w[:, :-1].astype(np.int64), w[:, 1:].astype(np.int64)) for w in windows]
 
 
-def timed(step, batches) -> float:
-    """ms per iteration of ``step`` over ``batches``."""
-    start = time.perf_counter()
-    for x, y in batches:
-        step(x, y)
-    return (time.perf_counter() - start) / len(batches) * 1e3
-
-
-def step_rounds(torch, shape: dict, batch: int, rounds: int, steps: int) -> dict:
-    """Every mode in both frameworks, taking turns in ``rounds`` rounds of ``steps`` iterations (same batches)."""
+def step_rounds(torch, shape: dict, batch: int, n_rounds: int, steps: int) -> dict:
+    """Every mode in both frameworks, taking turns in ``n_rounds`` rounds of ``steps`` iterations (same batches)."""
     contenders, first_loss, params = {}, {}, {}
     warm_up = random_batches(1, batch, shape, seed=0)[0]
     for residual, streams in MODES:
@@ -138,12 +125,14 @@ def step_rounds(torch, shape: dict, batch: int, rounds: int, steps: int) -> dict
         contenders[f"ember_{name}"], contenders[f"torch_{name}"] = EmberStep(model), TorchStep(torch, twin)
         # the first step from equal weights on one batch: the two frameworks must agree (and kernels compile here)
         first_loss[name] = {f: contenders[f"{f}_{name}"](*warm_up) for f in ("ember", "torch")}
-    batches = random_batches(rounds * steps, batch, shape)
-    times = {name: [] for name in contenders}
-    for r in range(rounds):
-        for name, step in contenders.items():
-            times[name].append(timed(step, batches[r * steps:(r + 1) * steps]))
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.0f} ms" for k, v in times.items()), flush=True)
+    batches = random_batches(n_rounds * steps, batch, shape)
+
+    def progress(index, timings):
+        print(f"  round {index + 1}/{n_rounds}: " + ", ".join(f"{k} {v[-1] * 1e3:.0f} ms"
+                                                           for k, v in timings.per_round.items()), flush=True)
+
+    timed = {name: streaming(lambda b, step=step: step(*b), batches) for name, step in contenders.items()}
+    times = rounds(timed, n_rounds, warmup=0, calls=steps, on_round=progress).scaled(1e3)
     tokens = batch * shape["block_size"]
     training, cost = {}, {}
     for residual, streams in MODES:
@@ -161,19 +150,20 @@ def step_rounds(torch, shape: dict, batch: int, rounds: int, steps: int) -> dict
         if residual != "plain":
             cost[name] = {f: median_ratios({"mode": times[f"{f}_{name}"], "plain": times[f"{f}_plain"]},
                                            to="plain")["mode"] for f in ("ember", "torch")}
-    return {"rounds": rounds, "steps_per_round": steps, "tokens_per_iter": tokens, "modes": training,
+    return {"rounds": n_rounds, "steps_per_round": steps, "tokens_per_iter": tokens, "modes": training,
             "step_cost_over_plain": cost}
 
 
-def decoding(torch, shape: dict, new_tokens: int, rounds: int) -> dict:
+def decoding(torch, shape: dict, new_tokens: int, n_rounds: int) -> dict:
     """Greedy tokens/s after a one-token prompt: ember with and without its KV cache, PyTorch recomputing."""
     prompt = [int(np.random.default_rng(2).integers(0, shape["vocab_size"]))]
     result = {"prompt_tokens": len(prompt), "new_tokens": new_tokens, "block_size": shape["block_size"],
-              "rounds": rounds, "modes": {}}
+              "rounds": n_rounds, "modes": {}}
     for residual, streams in DECODE_MODES:
         name = mode_name(residual, streams)
         model, twin = build_pair(torch, shape, residual, streams)
-        result["modes"][name] = decode_rounds(generators(torch, model.eval(), twin.eval(), prompt), new_tokens, rounds)
+        result["modes"][name] = decode_rounds(generators(torch, model.eval(), twin.eval(), prompt), new_tokens,
+                                              n_rounds)
         print(f"  decoding {name}: " + ", ".join(f"{k} {v:.0f} tokens/s"
                                                  for k, v in result["modes"][name]["tokens_per_s"].items()), flush=True)
     return result
@@ -194,17 +184,14 @@ def generators(torch, model: GPT, twin, prompt: list[int]) -> dict:
             "torch_uncached": torch_uncached}
 
 
-def decode_rounds(contenders: dict, new_tokens: int, rounds: int) -> dict:
-    """Tokens/s of each generator (median over ``rounds`` interleaved rounds, after a 2-token warm-up)."""
+def decode_rounds(contenders: dict, new_tokens: int, n_rounds: int) -> dict:
+    """Tokens/s of each generator (median over ``n_rounds`` interleaved rounds, after a 2-token warm-up)."""
     for generate in contenders.values():
         generate(2)  # first calls: kernel compilation, allocator warm-up
-    seconds, outputs = {name: [] for name in contenders}, {}
-    for _ in range(rounds):
-        for name, generate in contenders.items():
-            start = time.perf_counter()
-            outputs[name] = generate(new_tokens)
-            seconds[name].append(time.perf_counter() - start)
-    return {"tokens_per_s": {k: new_tokens / float(np.median(v)) for k, v in seconds.items()},
+    timings = rounds({name: (lambda g=generate: g(new_tokens)) for name, generate in contenders.items()}, n_rounds,
+                     warmup=0)
+    outputs = timings.results
+    return {"tokens_per_s": {k: new_tokens / s for k, s in timings.medians().items()},
             "cached_equals_uncached": outputs["ember_cached"] == outputs["ember_uncached"],
             "ember_equals_torch_greedy": outputs["ember_cached"] == outputs["torch_uncached"]}
 
@@ -253,7 +240,34 @@ def render_loaded(r: dict, path: str) -> str:
     return f"(a loaded run is on file in `{path}`)"
 
 
+def headline(r: dict) -> str:
+    return "training iteration ember/PyTorch: " + ", ".join(f"{name} {m['ember_over_torch_median']:.2f}x"
+                                                            for name, m in r["training"]["modes"].items())
+
+
+def chart(r: dict) -> list[Bars]:
+    """Two panels: ms per training iteration of each mode, decoding tokens per second."""
+    s = r["shape"]
+    steps = {name: {"ember": m["ember_ms_per_iter"], "PyTorch": m["torch_ms_per_iter"]}
+             for name, m in r["training"]["modes"].items()}
+    names = {"ember_cached": "ember, KV cache", "ember_uncached": "ember", "torch_uncached": "PyTorch"}
+    decoding = {name: {names[k]: v for k, v in d["tokens_per_s"].items()} for name, d in r["decoding"]["modes"].items()}
+    return [Bars(f"Code-model shape ({s['n_layer']} layers, n_embd {s['n_embd']}, context {s['block_size']}, batch "
+                 f"{r['batch']}): training", "ms per iteration (lower is faster)", steps),
+            Bars(f"Decoding, {r['decoding']['new_tokens']} new tokens (ember, PyTorch: recomputing the context)",
+                 "tokens per second (higher is faster)", decoding, note=r["machine"])]
+
+
+def run(options: RunOptions) -> Outcome:
+    return bench(parse_args(options.argv("bench_code_model")))
+
+
 def main(argv=None) -> int:
+    bench(parse_args(argv))
+    return 0
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the step timing")
     parser.add_argument("--steps", type=int, default=3, help="training iterations per contender and round")
@@ -269,6 +283,10 @@ def main(argv=None) -> int:
         parser.error("--quick with --update-readme: a dry run's tiny shapes do not belong in the README")
     if args.rounds < 1 or args.steps < 1:
         parser.error(f"--rounds and --steps must be at least 1, got {args.rounds} and {args.steps}")
+    return args
+
+
+def bench(args) -> Outcome:
     shape, batch = (QUICK_MODEL, QUICK_BATCH) if args.quick else (CODE_MODEL, BATCH)
     rounds, steps = (2, 1) if args.quick else (args.rounds, args.steps)
     new_tokens = min(args.new_tokens, shape["block_size"])  # after a 1-token prompt, every step fits the cache
@@ -285,9 +303,13 @@ def main(argv=None) -> int:
     result["training"] = step_rounds(torch, shape, batch, rounds, steps)
     print(f"decoding {new_tokens} tokens", flush=True)
     result["decoding"] = decoding(torch, shape, new_tokens, min(rounds, 3))
-    out = Path(args.out) if args.out else results_path(f"{MARKER}_quick" if args.quick else MARKER, 0)
-    publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme)
-    return 0
+    out = Path(args.out) if args.out else results_path(MARKER, 0, quick=args.quick)
+    files = publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme, chart)
+    return Outcome(headline(result), tuple(files))
+
+
+BENCHMARK = Benchmark(name="code_model", title="The code model's training step (plain, mHC) and decoding",
+                      run=run, marker=MARKER, rivals=("torch",))
 
 
 if __name__ == "__main__":

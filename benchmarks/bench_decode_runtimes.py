@@ -17,12 +17,13 @@ greedy tokens each runtime shares with ember.
 
   python benchmarks/bench_decode_runtimes.py [--ckpt runs/code-plain] [--rounds 3] [--threads N] [--update-readme]
   python benchmarks/bench_decode_runtimes.py --quick   (a tiny random model, seconds)
+Writes benchmarks/results/bench_decode_runtimes.json, .md and .png (--quick: bench_decode_runtimes_quick.*).
+``ember bench --only decode_runtimes`` runs it as an entry of the harness.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -31,18 +32,13 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
-
-from harness import REPO, machine_info, machine_line, publish, results_path
+from ember.benchmarking import (REPO, Bars, Benchmark, Measured, Outcome, RunOptions, machine_info, machine_line,
+                                publish, results_path, rounds, usable_cores)
 
 MARKER = "bench_decode_runtimes"
 DEFAULT_CKPT = REPO / "runs" / "code-plain"
 PROMPT = "def fibonacci(n):\n"
 PARITY_TOKENS = 32
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def quick_model():
@@ -110,26 +106,29 @@ def llama_parity(model, prompt: list[int], path) -> dict:
             "max_abs_logit_diff": float(np.abs(got - want).max()), "logit_scale": float(np.abs(want).max())}
 
 
-def measure(model, tok, rounds: int, threads: int) -> dict:
+def measure(model, tok, n_rounds: int, threads: int) -> dict:
     prompt = tok.encode(PROMPT)
     n = model.config.block_size - len(prompt)
+
+    def progress(index, timings):
+        speeds = ", ".join(f"{k} {n / v[-1]:.0f} tokens/s" for k, v in timings.per_round.items())
+        print(f"  round {index + 1}/{n_rounds}: {speeds}", flush=True)
+
+    def self_timed(decode):  # each runtime times its own decoding (llama.cpp's child process: not its start-up)
+        return lambda: Measured(*reversed(decode(n)))
+
     with tempfile.TemporaryDirectory() as tmp:
         paths = exports(model, tok, Path(tmp))
         parity = llama_parity(model, prompt, paths["gguf"])
         runs = contenders(model, prompt, paths, threads)
         for decode in runs.values():
             decode(4)  # warm-up: first calls compile kernels, fill allocators
-        seconds, outputs = {name: [] for name in runs}, {}
-        for r in range(rounds):
-            for name, decode in runs.items():
-                outputs[name], s = decode(n)
-                seconds[name].append(s)
-            speeds = ", ".join(f"{k} {n / v[-1]:.0f} tokens/s" for k, v in seconds.items())
-            print(f"  round {r + 1}/{rounds}: {speeds}", flush=True)
-    ratios = {name: float(np.median(np.array(seconds["ember"]) / np.array(s))) for name, s in seconds.items()
-              if name != "ember"}
-    return {"new_tokens": n, "prompt_tokens": len(prompt), "rounds": rounds,
-            "tokens_per_s": {k: n / float(np.median(v)) for k, v in seconds.items()},
+        timings = rounds({name: self_timed(decode) for name, decode in runs.items()}, n_rounds, warmup=0,
+                         on_round=progress)
+    outputs = timings.results
+    ratios = {name: timings.ratio("ember", to=name) for name in runs if name != "ember"}
+    return {"new_tokens": n, "prompt_tokens": len(prompt), "rounds": n_rounds,
+            "tokens_per_s": {k: n / s for k, s in timings.medians().items()},
             "speed_over_ember_median": ratios,
             "greedy_equal_to_ember": {k: leading_equal(v, outputs["ember"]) for k, v in outputs.items()
                                       if k != "ember"},
@@ -157,7 +156,28 @@ def render_loaded(r: dict, path: str) -> str:
     return f"(a loaded run is on file in `{path}`)"
 
 
+def headline(r: dict) -> str:
+    d = r["decoding"]
+    return f"ember {d['tokens_per_s']['ember']:.0f} tokens/s; speed over ember's: " + ", ".join(
+        f"{name} {ratio:.2f}x" for name, ratio in d["speed_over_ember_median"].items())
+
+
+def chart(r: dict) -> Bars:
+    d = r["decoding"]
+    return Bars(f"Batch-1 greedy decoding, {r['model']}", "tokens per second (higher is faster)",
+                {f"{d['new_tokens']} new tokens, {r['threads']} threads": d["tokens_per_s"]}, note=r["machine"])
+
+
+def run(options: RunOptions) -> Outcome:
+    return bench(parse_args(options.argv(MARKER)))
+
+
 def main(argv=None) -> int:
+    bench(parse_args(argv))
+    return 0
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", default=None, help=f"a run folder (default {DEFAULT_CKPT.relative_to(REPO)})")
     parser.add_argument("--rounds", type=int, default=3)
@@ -168,6 +188,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick and args.update_readme:
         parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    if not args.quick and not (Path(args.ckpt) if args.ckpt else DEFAULT_CKPT).is_dir():
+        parser.error(f"no run folder at {args.ckpt or DEFAULT_CKPT}: train the code model first "
+                     "(benchmarks/code_model_report.py names the command) or pass --ckpt")
+    return args
+
+
+def bench(args) -> Outcome:
     if args.quick:
         model, tok = quick_model()
         name = "tiny random char model"
@@ -175,9 +202,6 @@ def main(argv=None) -> int:
         from ember.train.lm import load_lm
 
         ckpt = Path(args.ckpt) if args.ckpt else DEFAULT_CKPT
-        if not ckpt.is_dir():
-            parser.error(f"no run folder at {ckpt}: train the code model first (benchmarks/code_model_report.py "
-                         "names the command) or pass --ckpt")
         model, tok, _ = load_lm(ckpt)
         name = f"{ckpt.name} ({model.num_parameters() / 1e6:.1f}M parameters)"
     threads = args.threads or usable_cores()
@@ -192,9 +216,14 @@ def main(argv=None) -> int:
               "versions": {"llama_cpp": llama_cpp.__version__, "transformers": transformers.__version__,
                            "torch": torch.__version__, "numpy": np.__version__},
               "decoding": measure(model, tok, 1 if args.quick else args.rounds, threads)}
-    out = Path(args.out) if args.out else results_path(f"{MARKER}_quick" if args.quick else MARKER, 0)
-    publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme)
-    return 0
+    out = Path(args.out) if args.out else results_path(MARKER, 0, quick=args.quick)
+    files = publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme, chart)
+    return Outcome(headline(result), tuple(files))
+
+
+BENCHMARK = Benchmark(name="decode_runtimes", title="Batch-1 greedy decoding: ember, llama.cpp (GGUF), "
+                                                    "transformers (Hugging Face export)",
+                      run=run, marker=MARKER, rivals=("llama_cpp", "transformers", "torch"))
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ idle table.
 Full runs (on an otherwise idle 2-core machine: about 10-12 minutes; loaded, 5-8 minutes):
   EMBER_DATA=../shared/data python benchmarks/bench_gpt.py --update-readme
   EMBER_DATA=../shared/data python benchmarks/bench_gpt.py --load 2 --update-readme
-Options: [--iters 2000] [--blas both|default] [--rounds 10] [--new-tokens 512] [--load N] [--out PATH]
-Writes benchmarks/results/gpt.json and gpt.md (gpt_loaded.json and .md with --load), and the README
-table with --update-readme.
+Dry run (seconds: 20 iterations in chunks of 10, 2 step rounds of 5, 32 generated tokens, default BLAS only):
+  EMBER_DATA=../shared/data python benchmarks/bench_gpt.py --quick
+Options: [--iters 2000] [--blas both|default] [--rounds 10] [--new-tokens 512] [--load N] [--quick] [--out PATH]
+Writes benchmarks/results/gpt.json, .md and .png (gpt_loaded.* with --load, gpt_quick.* with --quick), and the
+README table with --update-readme. ``ember bench --only gpt`` runs it as an entry of the harness.
 """
 
 from __future__ import annotations
@@ -53,21 +55,27 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
-
+from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, add_load_argument, background_load,
+                                describe_load, has_avx512, load_record, machine_info, machine_line, on_reference_path,
+                                openblas_kernels, publish, results_path, rounds, streaming)
 from ember.testing.torch_gpt import build_torch_gpt, copy_gpt_weights
 from ember.train.lm import LMTrainConfig, LMTrainer
-from harness import (add_load_argument, background_load, describe_load, has_avx512, load_record, machine_info,
-                     machine_line, median_ratios, on_reference_path, openblas_kernels, publish, results_path)
 
 CHUNK = 50
 STEPS_PER_ROUND = 20
+WARMUP_STEPS = 5
+GENERATION_ROUNDS = 3
+# the dry run: a few chunks and rounds, a short generation, no BLAS variants (seconds, not minutes)
+QUICK = {"iters": 20, "chunk": 10, "rounds": 2, "steps_per_round": 5, "new_tokens": 32, "generation_rounds": 2,
+         "blas": "default"}
 
 
-def import_torch():
+def import_torch(threads: int = 2):
+    """PyTorch with ``threads`` threads (2: the machine's cores; a dry run takes 1, since beside other work
+    PyTorch's OpenMP threads wait on each other at every op)."""
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     return torch
 
 
@@ -154,18 +162,6 @@ def ember_loss_on(model):
     return loss_on
 
 
-def time_chunk(trainer, rival, batches) -> tuple[float, float]:
-    """ms per iteration of ember's steps on ``batches``, then PyTorch's on the same."""
-    t0 = time.perf_counter()
-    for b in batches:
-        trainer.train_step([b])
-    t1 = time.perf_counter()
-    for b in batches:
-        rival.train_step([b])
-    t2 = time.perf_counter()
-    return (t1 - t0) / len(batches) * 1e3, (t2 - t1) / len(batches) * 1e3
-
-
 def side_by_side(torch, config: LMTrainConfig):
     """ember's trainer and the PyTorch rival, both holding nanoGPT's initial weights, and the stream."""
     trainer = LMTrainer(config)
@@ -175,17 +171,19 @@ def side_by_side(torch, config: LMTrainConfig):
     return trainer, TorchRun(torch, stream.model, config), stream
 
 
-def train_side_by_side(torch, iters: int, data_dir) -> dict:
+def train_side_by_side(torch, iters: int, data_dir, chunk: int = CHUNK) -> dict:
+    """Both runs through nanoGPT's stream, taking turns every ``chunk`` iterations (an interleaved round each)."""
     config = LMTrainConfig(max_iters=iters, lr_decay_iters=iters, data_dir=data_dir)
     trainer, rival, stream = side_by_side(torch, config)
-    ember_ms, torch_ms, ratios = [], [], []
-    for start in range(0, iters, CHUNK):
-        e, t = time_chunk(trainer, rival, stream.train_batches[start:start + CHUNK])
-        ember_ms.append(e)
-        torch_ms.append(t)
-        ratios.append(e / t)
-        print(f"  iter {min(start + CHUNK, iters):>5}: ember {e:.1f} ms, torch {t:.1f} ms, ratio {e / t:.3f}",
-              flush=True)
+
+    def progress(index, timings):
+        e, t = (timings.per_round[name][-1] * 1e3 for name in ("ember", "torch"))
+        print(f"  iter {(index + 1) * chunk:>5}: ember {e:.1f} ms, torch {t:.1f} ms, ratio {e / t:.3f}", flush=True)
+
+    contenders = {"ember": streaming(lambda b: trainer.train_step([b]), stream.train_batches),
+                  "torch": streaming(lambda b: rival.train_step([b]), stream.train_batches)}
+    timings = rounds(contenders, iters // chunk, warmup=0, calls=chunk, on_round=progress)
+    ratios = timings.round_ratios("ember", "torch")
     e_loss, t_loss = ember_loss_on(trainer.model), rival.loss_on
     final = stream.eval_batches[iters]
 
@@ -194,9 +192,9 @@ def train_side_by_side(torch, iters: int, data_dir) -> dict:
 
     val = trainer.corpus.val
     return {
-        "iters": iters,
-        "ember_ms_per_iter": float(np.median(ember_ms)),
-        "torch_ms_per_iter": float(np.median(torch_ms)),
+        "iters": iters, "chunk": chunk,
+        "ember_ms_per_iter": timings.median("ember", 1e3),
+        "torch_ms_per_iter": timings.median("torch", 1e3),
         "step_time_ratio_median": float(np.median(ratios)),
         "step_time_ratio_quartiles": [float(q) for q in np.percentile(ratios, [25, 75])],
         "ember_val_loss_estimate": nanogpt_estimate(e_loss, "val"),
@@ -226,39 +224,28 @@ def reference_twin(trainer: LMTrainer) -> LMTrainer:
     return twin
 
 
-def time_round(contenders: dict, batches) -> dict:
-    """ms per iteration of each contender's training steps on ``batches``, one contender after the other."""
-    times = {}
-    for name, train_step in contenders.items():
-        start = time.perf_counter()
-        for b in batches:
-            train_step([b])
-        times[name] = (time.perf_counter() - start) / len(batches) * 1e3
-    return times
-
-
-def step_rounds(torch, rounds: int, steps: int, data_dir) -> dict:
+def step_rounds(torch, n_rounds: int, steps: int, data_dir) -> dict:
     """ms per training iteration of ember (default kernels), ember on the reference path and PyTorch, all
-    from nanoGPT's initial weights, taking turns in ``rounds`` rounds of ``steps`` iterations."""
-    config = LMTrainConfig(max_iters=(rounds + 1) * steps, data_dir=data_dir)
+    from nanoGPT's initial weights, taking turns in ``n_rounds`` rounds of ``steps`` iterations on the same
+    batches (after a warm-up, which also compiles the kernels)."""
+    config = LMTrainConfig(max_iters=WARMUP_STEPS + n_rounds * steps, data_dir=data_dir)
     trainer, rival, stream = side_by_side(torch, config)
     twin = reference_twin(trainer)
-    contenders = {"ember": trainer.train_step, "ember_reference_path": on_reference_path(twin.train_step),
-                  "torch": rival.train_step}
-    batches = stream.train_batches
-    time_round(contenders, batches[:5])  # warm-up (and the kernels' first-call compilation)
-    per_round = [time_round(contenders, batches[steps * (r + 1): steps * (r + 2)]) for r in range(rounds)]
-    times = {name: [t[name] for t in per_round] for name in contenders}
-    ms, ratios = {name: float(np.median(t)) for name, t in times.items()}, median_ratios(times)
-    return {"openblas_kernels": openblas_kernels(), "rounds": rounds, "steps_per_round": steps,
+    steps_of = {"ember": trainer.train_step, "ember_reference_path": on_reference_path(twin.train_step),
+                "torch": rival.train_step}
+    contenders = {name: streaming(lambda b, step=step: step([b]), stream.train_batches)
+                  for name, step in steps_of.items()}
+    timings = rounds(contenders, n_rounds, warmup=WARMUP_STEPS, calls=steps)
+    ms, ratios = timings.medians(1e3), timings.ratios("torch")
+    return {"openblas_kernels": openblas_kernels(), "rounds": n_rounds, "steps_per_round": steps,
             "ember_ms_per_iter": ms["ember"], "torch_ms_per_iter": ms["torch"],
             "step_time_ratio_median": ratios["ember"],
             "ember_reference_path_ms_per_iter": ms["ember_reference_path"],
             "step_time_ratio_reference_path_median": ratios["ember_reference_path"],
-            "ember_over_reference_path_median": median_ratios(times, to="ember_reference_path")["ember"]}
+            "ember_over_reference_path_median": timings.ratio("ember", "ember_reference_path")}
 
 
-def blas_variants(rounds: int, data_dir) -> list[dict]:
+def blas_variants(n_rounds: int, data_dir) -> list[dict]:
     """The step rounds with OpenBLAS pinned to its AVX-512 and its AVX2 kernels, each in a fresh process (it
     picks kernels when it loads); none on a CPU without AVX-512."""
     if not has_avx512():
@@ -266,14 +253,14 @@ def blas_variants(rounds: int, data_dir) -> list[dict]:
     variants = []
     for coretype in ("SkylakeX", "Haswell"):
         env = {**os.environ, "OPENBLAS_CORETYPE": coretype}
-        proc = subprocess.run([sys.executable, __file__, "--steps-only", "--rounds", str(rounds)]
+        proc = subprocess.run([sys.executable, __file__, "--steps-only", "--rounds", str(n_rounds)]
                               + (["--data-dir", data_dir] if data_dir else []),
                               env=env, capture_output=True, text=True, check=True)
         variants.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return variants
 
 
-def generation(torch, new_tokens: int = 512, prompt_len: int = 16, rounds: int = 3) -> dict:
+def generation(torch, new_tokens: int = 512, prompt_len: int = 16, n_rounds: int = GENERATION_ROUNDS) -> dict:
     from ember.models.gpt import GPT, GPTConfig
 
     ember.manual_seed(0)
@@ -302,17 +289,11 @@ def generation(torch, new_tokens: int = 512, prompt_len: int = 16, rounds: int =
         "ember_uncached_reference_path": on_reference_path(ember_uncached),
         "torch_uncached": torch_generate,
     }
-    seconds = {k: [] for k in contenders}
-    outputs = {}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            t0 = time.perf_counter()
-            outputs[name] = fn()
-            seconds[name].append(time.perf_counter() - t0)
-    tps = {k: new_tokens / float(np.median(v)) for k, v in seconds.items()}
-    speedups = [u / c for u, c in zip(seconds["ember_uncached"], seconds["ember_cached"])]
-    return {"new_tokens": new_tokens, "prompt_tokens": prompt_len, "block_size": 1024, "rounds": rounds,
-            "tokens_per_s": tps, "kv_cache_speedup_median": float(np.median(speedups)),
+    timings = rounds(contenders, n_rounds, warmup=0)
+    outputs = timings.results
+    tps = {k: new_tokens / s for k, s in timings.medians().items()}
+    return {"new_tokens": new_tokens, "prompt_tokens": prompt_len, "block_size": 1024, "rounds": n_rounds,
+            "tokens_per_s": tps, "kv_cache_speedup_median": timings.ratio("ember_uncached", "ember_cached"),
             "cached_equals_uncached": outputs["ember_cached"] == outputs["ember_uncached"],
             "ember_equals_torch_greedy": outputs["ember_cached"] == outputs["torch_uncached"],
             "reference_path_equals_default_greedy": (outputs["ember_cached"] == outputs["ember_cached_reference_path"]
@@ -327,7 +308,7 @@ def markdown(r: dict) -> str:
     lines = [
         "| measure | ember | PyTorch | ember / PyTorch |",
         "|---|---:|---:|---:|",
-        f"| ms per training iteration (median of {-(-t['iters'] // CHUNK)} interleaved chunks) | "
+        f"| ms per training iteration (median of {-(-t['iters'] // t.get('chunk', CHUNK))} interleaved chunks) | "
         f"{t['ember_ms_per_iter']:.1f} | {t['torch_ms_per_iter']:.1f} | **{t['step_time_ratio_median']:.2f}x** |",
         *step_rows(r.get("step_rounds"), "step rounds"),
         f"| val loss after {t['iters']} iterations (nanoGPT's estimate: its 20 batches) | "
@@ -354,16 +335,16 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def step_rows(rounds: dict | None, what: str) -> list[str]:
+def step_rows(timed: dict | None, what: str) -> list[str]:
     """The rows of one step-rounds measurement: ember's default kernels, then its reference path (when timed)."""
-    if rounds is None:
+    if timed is None:
         return []
-    label = f"ms per iteration, {what} ({rounds['rounds']} rounds)"
-    rows = [f"| {label} | {rounds['ember_ms_per_iter']:.1f} | {rounds['torch_ms_per_iter']:.1f} | "
-            f"{rounds['step_time_ratio_median']:.2f}x |"]
-    if "ember_reference_path_ms_per_iter" in rounds:
-        rows.append(f"| {label}, ember's reference path | {rounds['ember_reference_path_ms_per_iter']:.1f} | "
-                    f"{rounds['torch_ms_per_iter']:.1f} | {rounds['step_time_ratio_reference_path_median']:.2f}x |")
+    label = f"ms per iteration, {what} ({timed['rounds']} rounds)"
+    rows = [f"| {label} | {timed['ember_ms_per_iter']:.1f} | {timed['torch_ms_per_iter']:.1f} | "
+            f"{timed['step_time_ratio_median']:.2f}x |"]
+    if "ember_reference_path_ms_per_iter" in timed:
+        rows.append(f"| {label}, ember's reference path | {timed['ember_reference_path_ms_per_iter']:.1f} | "
+                    f"{timed['torch_ms_per_iter']:.1f} | {timed['step_time_ratio_reference_path_median']:.2f}x |")
     return rows
 
 
@@ -386,12 +367,12 @@ def render_loaded(r: dict, path: str) -> str:
         "| beside a load | ember | ember reference path | PyTorch | ember / PyTorch | reference path / PyTorch |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for what, rounds in [("step rounds", r["step_rounds"]),
+    for what, timed in [("step rounds", r["step_rounds"]),
                          *((f"OpenBLAS {v['openblas_kernels']} kernels", v) for v in r.get("blas_variants", []))]:
-        lines.append(f"| ms per training iteration, {what} ({rounds['rounds']} rounds) | "
-                     f"{rounds['ember_ms_per_iter']:.1f} | {rounds['ember_reference_path_ms_per_iter']:.1f} | "
-                     f"{rounds['torch_ms_per_iter']:.1f} | **{rounds['step_time_ratio_median']:.2f}x** | "
-                     f"{rounds['step_time_ratio_reference_path_median']:.2f}x |")
+        lines.append(f"| ms per training iteration, {what} ({timed['rounds']} rounds) | "
+                     f"{timed['ember_ms_per_iter']:.1f} | {timed['ember_reference_path_ms_per_iter']:.1f} | "
+                     f"{timed['torch_ms_per_iter']:.1f} | **{timed['step_time_ratio_median']:.2f}x** | "
+                     f"{timed['step_time_ratio_reference_path_median']:.2f}x |")
     lines += [
         f"| generation, tokens/s with the KV cache | {g['ember_cached']:.0f} | {g['ember_cached_reference_path']:.0f} "
         f"| | | |",
@@ -408,51 +389,111 @@ def timed_sections(torch, args) -> dict:
     sections = {}
     with background_load(args.load):
         print(f"step rounds: ember, its reference path and PyTorch ({args.rounds} rounds)", flush=True)
-        sections["step_rounds"] = step_rounds(torch, args.rounds, STEPS_PER_ROUND, args.data_dir)
+        sections["step_rounds"] = step_rounds(torch, args.rounds, args.steps, args.data_dir)
         print("generation with and without the KV cache", flush=True)
-        sections["generation"] = generation(torch, args.new_tokens)
+        sections["generation"] = generation(torch, args.new_tokens, n_rounds=args.generation_rounds)
         sections["blas_variants"] = blas_variants(args.rounds, args.data_dir) if args.blas == "both" else []
         sections["load"] = load_record(args.load)
     return sections
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iters", type=int, default=2000)
-    parser.add_argument("--blas", choices=("default", "both"), default="both",
-                        help="both: also time steps with OpenBLAS's AVX2 kernels (when the CPU has AVX-512)")
-    parser.add_argument("--rounds", type=int, default=10, help="rounds of the step timing (and its BLAS variants)")
-    parser.add_argument("--new-tokens", type=int, default=512, help="tokens generated per generation run")
+    parser.add_argument("--iters", type=int, default=None, help=f"default 2000, a multiple of the chunk ({CHUNK})")
+    parser.add_argument("--blas", choices=("default", "both"), default=None,
+                        help="both (default): also time steps with OpenBLAS's AVX2 kernels (when the CPU has AVX-512)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of the step timing (and its BLAS variants; default 10)")
+    parser.add_argument("--new-tokens", type=int, default=None, help="tokens generated per generation run (512)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--steps-only", action="store_true", help=argparse.SUPPRESS)  # the child process
     add_load_argument(parser)
+    parser.add_argument("--quick", action="store_true", help="a dry run in seconds (tiny figures: not results)")
     parser.add_argument("--out", default=None, help="default results/gpt.json (results/gpt_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    torch = import_torch()
+    if args.quick and args.update_readme:
+        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    sizes = QUICK if args.quick else {}
+    args.iters = args.iters or sizes.get("iters", 2000)
+    args.chunk = sizes.get("chunk", CHUNK)
+    args.blas = args.blas or sizes.get("blas", "both")
+    args.rounds = args.rounds or sizes.get("rounds", 10)
+    args.steps = sizes.get("steps_per_round", STEPS_PER_ROUND)
+    args.new_tokens = args.new_tokens or sizes.get("new_tokens", 512)
+    args.generation_rounds = sizes.get("generation_rounds", GENERATION_ROUNDS)
+    if args.iters % args.chunk:
+        parser.error(f"--iters {args.iters}: must be a multiple of {args.chunk}, the iterations each framework "
+                     "runs in its turn")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     if args.steps_only:
-        print(json.dumps(step_rounds(torch, args.rounds, STEPS_PER_ROUND, args.data_dir)))
+        print(json.dumps(step_rounds(import_torch(), args.rounds, args.steps, args.data_dir)))
         return 0
+    bench(args)
+    return 0
+
+
+def bench(args) -> Outcome:
+    torch = import_torch(1 if args.quick else 2)
     info = machine_info()
     print(f"machine: {machine_line(info)}; busy processes: {args.load}", flush=True)
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": machine_line(info), "machine_info": info,
         "busy_processes": args.load, "avx512": info["avx512"], "torch": torch.__version__, "numpy": np.__version__,
-        "openblas_kernels": info["openblas_kernels"], "torch_threads": torch.get_num_threads(),
+        "openblas_kernels": info["openblas_kernels"], "torch_threads": torch.get_num_threads(), "quick": args.quick,
     }
     if not args.load:
         print(f"training nanoGPT's CPU recipe for {args.iters} iterations, ember and PyTorch side by side",
               flush=True)
-        result["training"] = train_side_by_side(torch, args.iters, args.data_dir)
+        result["training"] = train_side_by_side(torch, args.iters, args.data_dir, args.chunk)
         print("ember train gpt with its own initialisation and data order", flush=True)
         result["ember_own_run"] = ember_own_run(args.iters, args.data_dir)
     result.update(timed_sections(torch, args))
-    out = Path(args.out) if args.out else results_path("gpt", args.load)
-    publish("bench_gpt", result, out, args.load, render_idle, render_loaded, args.update_readme)
+    out = Path(args.out) if args.out else results_path("gpt", args.load, quick=args.quick)
+    files = publish("bench_gpt", result, out, args.load, render_idle, render_loaded, args.update_readme, chart)
     if "training" in result:
         print(result["training"]["sample"])
-    return 0
+    return Outcome(headline(result), tuple(files))
 
+
+def run(options: RunOptions) -> Outcome:
+    return bench(parse_args(options.argv("gpt")))
+
+
+def headline(r: dict) -> str:
+    """The side-by-side training ratio (the step rounds' in a loaded run, which has no training part)."""
+    if "training" in r:
+        t = r["training"]
+        return (f"training iteration ember/PyTorch {t['step_time_ratio_median']:.2f}x, val loss "
+                f"{t['ember_val_loss_estimate']:.3f} (PyTorch {t['torch_val_loss_estimate']:.3f})")
+    return f"training iteration ember/PyTorch {r['step_rounds']['step_time_ratio_median']:.2f}x (step rounds)"
+
+
+def chart(r: dict) -> list[Bars]:
+    """Two panels: ms per training iteration (side by side and in step rounds), generated tokens per second."""
+    s, g = r["step_rounds"], r["generation"]["tokens_per_s"]
+    steps = {"step rounds": {"ember": s["ember_ms_per_iter"],
+                             "ember reference path": s["ember_reference_path_ms_per_iter"],
+                             "PyTorch": s["torch_ms_per_iter"]}}
+    if "training" in r:
+        t = r["training"]
+        steps = {"side by side (nanoGPT's run)": {"ember": t["ember_ms_per_iter"], "PyTorch": t["torch_ms_per_iter"]},
+                 **steps}
+    load = f", beside {describe_load(r['busy_processes'])}" if r["busy_processes"] else ""
+    generation = {"with the KV cache": {"ember": g["ember_cached"]},
+                  "recomputing the context": {"ember": g["ember_uncached"], "PyTorch": g["torch_uncached"]}}
+    return [Bars(f"nanoGPT's CPU recipe on Tiny Shakespeare: training{load}", "ms per iteration (lower is faster)",
+                 steps),
+            Bars(f"Generation, {r['generation']['new_tokens']} new tokens", "tokens per second (higher is faster)",
+                 generation, note=r["machine"])]
+
+
+BENCHMARK = Benchmark(name="gpt", title="nanoGPT's CPU recipe on Tiny Shakespeare: training, val loss, generation",
+                      run=run, marker="bench_gpt", rivals=("torch",))
 
 if __name__ == "__main__":
     sys.exit(main())

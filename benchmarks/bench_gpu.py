@@ -31,7 +31,8 @@ A dry run on the CPU (torch on the CPU too) in seconds; ``--device cpu:other`` u
 device, which refuses host arrays as a GPU does:
   EMBER_DATA=../shared/data python benchmarks/bench_gpu.py --device cpu --quick --budget-s 120
 Options: [--parts mlp,lenet,elm,gpt] [--elm-experiment NAME] [--seed 0] [--data-dir D] [--update-readme]
-Writes --out (JSON) and the same name with .md (the table); nothing without --out.
+Writes --out (JSON) and the same name with .md (the table) and .png (a chart); nothing without --out.
+``ember bench --only gpu`` runs it as an entry of the harness where a CUDA GPU is found (skipped elsewhere).
 """
 
 from __future__ import annotations
@@ -55,12 +56,14 @@ STARTED = time.perf_counter()  # the budget counts from here: imports and data l
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: E402, I001
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness, bench_mnist, bench_gpt
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for bench_mnist, bench_gpt
 
-import harness  # noqa: E402
 from bench_gpt import TorchRun  # noqa: E402
 from bench_mnist import RECIPES, EmberRunner, TorchRunner, torch_twin  # noqa: E402
-from harness import machine_info, machine_line, median_ratios  # noqa: E402
+
+from ember.benchmarking import (  # noqa: E402
+    REPO, RESULTS, Bars, Benchmark, BenchmarkFailed, Contender, Outcome, RunOptions, machine_info, machine_line,
+    rounds, shown, write_chart)
 
 PART_ORDER = ("mlp", "lenet", "elm", "gpt")
 # Each part's share of the time left when it starts, relative to the parts still to run; the GPT runs last
@@ -141,24 +144,15 @@ class Devices:
 
 def timed(fn, sync) -> float:
     """Seconds ``fn()`` took, the device's queue drained before and after."""
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
+    return Contender(fn, sync=sync).span(1, time.perf_counter)[0]
 
 
-def interleaved_rounds(rounds: dict, sync: dict, size: dict, deadline: float) -> dict[str, list[float]]:
-    """Per-round seconds of each contender's ``rounds[name]()``, contenders taking turns: at least
-    ``min_rounds``, at most ``max_rounds``, and no new round that would end past ``deadline``."""
-    times = {name: [] for name in rounds}
-    for done in range(1, size["max_rounds"] + 1):
-        for name, one_round in rounds.items():
-            times[name].append(timed(one_round, sync[name]))
-        last = sum(t[-1] for t in times.values())
-        if done >= size["min_rounds"] and time.perf_counter() + last > deadline:
-            break
-    return times
+def interleaved_rounds(one_round: dict, sync: dict, size: dict, deadline: float):
+    """The library's interleaved rounds of each contender's ``one_round[name]()`` (its device drained at both
+    ends of every span): at least ``min_rounds``, at most ``max_rounds``, and no new round that would end past
+    ``deadline``."""
+    contenders = {name: Contender(fn, sync=sync[name]) for name, fn in one_round.items()}
+    return rounds(contenders, size["max_rounds"], warmup=0, until=deadline, min_rounds=size["min_rounds"])
 
 
 def gpu_info(torch, devs: Devices) -> dict | None:
@@ -320,12 +314,12 @@ def mnist_step_timing(torch, devs, kind, data, size, seed, deadline) -> dict:
     def round_of(name):
         return lambda: [contenders[name].step(*b) for b in prepared[name]]
 
-    times = interleaved_rounds({name: round_of(name) for name in contenders}, sync, size, deadline)
-    ms = {name: 1e3 * float(np.median(t)) / steps for name, t in times.items()}
-    return {"steps_per_round": steps, "rounds": len(times["ember"]),
+    timings = interleaved_rounds({name: round_of(name) for name in contenders}, sync, size, deadline)
+    ms = {name: v / steps for name, v in timings.medians(1e3).items()}
+    return {"steps_per_round": steps, "rounds": timings.n_rounds,
             "ms_per_step": {name: round(v, 3) for name, v in ms.items()},
-            "step_ratio_median": round(median_ratios(times)["ember"], 3),
-            "step_ratios": [round(a / b, 3) for a, b in zip(times["ember"], times["torch"])],
+            "step_ratio_median": round(timings.ratio("ember", "torch"), 3),
+            "step_ratios": [round(r, 3) for r in timings.round_ratios("ember", "torch")],
             "first_step_s": {name: round(v, 3) for name, v in first.items()}}
 
 
@@ -433,13 +427,13 @@ def gpt_step_timing(torch, devs, config, size, seed, deadline) -> tuple[dict, ob
                 contenders[name]([b])
         return one_round
 
-    times = interleaved_rounds({name: round_of(name) for name in contenders}, sync, size, deadline)
-    ms = {name: 1e3 * float(np.median(t)) / steps for name, t in times.items()}
+    timings = interleaved_rounds({name: round_of(name) for name in contenders}, sync, size, deadline)
+    ms = {name: v / steps for name, v in timings.medians(1e3).items()}
     tokens = config.batch_size * config.block_size
-    return {"steps_per_round": steps, "rounds": len(times["ember"]),
+    return {"steps_per_round": steps, "rounds": timings.n_rounds,
             "ms_per_iter": {name: round(v, 2) for name, v in ms.items()},
-            "step_ratio_median": round(median_ratios(times)["ember"], 3),
-            "step_ratios": [round(a / b, 3) for a, b in zip(times["ember"], times["torch"])],
+            "step_ratio_median": round(timings.ratio("ember", "torch"), 3),
+            "step_ratios": [round(r, 3) for r in timings.round_ratios("ember", "torch")],
             "tokens_per_s": {name: round(tokens / (v / 1e3)) for name, v in ms.items()},
             "first_step_s": {name: round(v, 3) for name, v in first.items()}}, trainer.corpus
 
@@ -532,7 +526,7 @@ def elm_part(devs, args, deadline) -> dict:
     timeout = deadline - time.perf_counter()
     cmd = [sys.executable, __file__, "--elm-child", name, "--device", args.device, "--seed", str(args.seed)]
     cmd += (["--quick"] if args.quick else []) + (["--data-dir", args.data_dir] if args.data_dir else [])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(harness.REPO), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(timeout, 1.0), env=env)
@@ -681,7 +675,7 @@ def header(torch, devs: Devices, args) -> dict:
             "machine_info": info, "python": platform.python_version(), "numpy": np.__version__,
             "torch": torch.__version__, "cupy": cupy.__version__ if cupy else None, "budget_s": args.budget_s,
             "quick": args.quick, "parts": args.parts, "seed": args.seed,
-            "out": harness.shown(Path(args.out)) if args.out else None}
+            "out": shown(Path(args.out)) if args.out else None}
 
 
 def run_part(name: str, fn, report: Report) -> None:
@@ -718,16 +712,38 @@ def run_parts(torch, devs, args, report: Report) -> None:
         say(f"{name}: done; {budget.left():.0f} s of the budget left")
 
 
-def finish(report: Report, args) -> None:
-    """The table beside the JSON (and in the README with --update-readme), printed either way."""
+def finish(report: Report, args) -> list[Path]:
+    """The table and the chart beside the JSON (and the table in the README with --update-readme), the table
+    printed either way; the files written."""
     table, meta = markdown(report.data), meta_line(report.data)
     print(meta + "\n\n" + table, flush=True)
+    written = []
     if args.out:
-        Path(args.out).with_suffix(".md").write_text(meta + "\n\n" + table + "\n")
+        out = Path(args.out)
+        out.with_suffix(".md").write_text(meta + "\n\n" + table + "\n")
+        written = [out, out.with_suffix(".md")]
+        bars = chart(report.data)
+        if bars is not None and (png := write_chart(bars, out.with_suffix(".png"))):
+            written.append(png)
     if args.update_readme:
         from readme import update_readme
 
         update_readme("bench_gpu", table, meta)
+    return written
+
+
+def chart(report: dict) -> Bars | None:
+    """ms per step (MLP, LeNet-5) and per iteration (GPT), ember and PyTorch on the GPU."""
+    r = report["results"]
+    groups = {label: {"ember": r[kind][unit]["ember"], "PyTorch": r[kind][unit]["torch"]}
+              for kind, unit, label in (("mlp", "ms_per_step", "MLP ms per step"),
+                                        ("lenet", "ms_per_step", "LeNet-5 ms per step"),
+                                        ("gpt", "ms_per_iter", "GPT ms per iteration"))
+              if unit in r.get(kind, {})}
+    if not groups:
+        return None
+    where = (report.get("gpu") or {}).get("name", report["device"])
+    return Bars(f"ember on CuPy against PyTorch, {where}", "ms (lower is faster)", groups, note=report["machine"])
 
 
 def stop_on_sigterm(signum, frame):
@@ -739,13 +755,18 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.elm_child:
         return elm_child(args)
+    return measure(args)[0]
+
+
+def measure(args) -> tuple[int, dict, list[Path]]:
+    """The run: its exit status (0: complete, every part measured), the report and the files written."""
     import torch
 
     try:
         devs = Devices(torch, args.device)
     except (RuntimeError, ValueError) as exc:  # no CuPy, no GPU, an unknown device: say so, measure nothing
         say(f"--device {args.device}: {exc}")
-        return 2
+        return 2, {}, []
     if not devs.on_gpu:
         torch.set_num_threads(1)  # a dry run: its CPU figures are no result, and two threads fight ember for the cores
     report = Report(Path(args.out) if args.out else None, header(torch, devs, args))
@@ -762,12 +783,36 @@ def main(argv=None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         report.save()
+    written = []
     with contextlib.suppress(Exception) if report.data.get("interrupted") else contextlib.nullcontext():
-        finish(report, args)
+        written = finish(report, args)
     failed = [name for name, part in report.data["results"].items() if "error" in part]
     if failed:
         say(f"failed parts: {', '.join(failed)}")
-    return 0 if report.data["complete"] and not failed else 1
+    return (0 if report.data["complete"] and not failed else 1), report.data, written
+
+
+def headline(report: dict) -> str:
+    r = report["results"]
+    parts = [f"{label} ember/PyTorch {r[kind]['step_ratio_median']:.2f}x" for kind, label in
+             (("mlp", "MLP step"), ("lenet", "LeNet-5 step"), ("gpt", "GPT iteration"))
+             if "step_ratio_median" in r.get(kind, {})]
+    return ", ".join(parts) or "no part measured"
+
+
+def run(options: RunOptions) -> Outcome:
+    """On the GPU: the dry run in 90 s of budget (--quick), or the full run in 240 s."""
+    budget = ["--quick", "--budget-s", "90"] if options.quick else ["--budget-s", "240"]
+    args = parse_args(["--device", "cuda", *budget, "--out", str(options.out_file("gpu", RESULTS / "gpu")),
+                       *(["--update-readme"] if options.update_readme else [])])
+    status, report, files = measure(args)
+    if status != 0:
+        raise BenchmarkFailed(f"bench_gpu: exit status {status} (failed or unfinished parts; see {args.out})")
+    return Outcome(headline(report), tuple(files))
+
+
+BENCHMARK = Benchmark(name="gpu", title="ember on CuPy against PyTorch on CUDA: MLP, LeNet-5, forward-only, GPT",
+                      run=run, marker="bench_gpu", rivals=("torch",), requires=("cupy",), needs_gpu=True)
 
 
 if __name__ == "__main__":

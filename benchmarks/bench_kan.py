@@ -20,9 +20,11 @@ the idle table.
 Full runs (on an otherwise idle 2-core machine: about 2 minutes; loaded, about 1 minute):
   EMBER_DATA=../shared/data python benchmarks/bench_kan.py --update-readme
   EMBER_DATA=../shared/data python benchmarks/bench_kan.py --load 2 --update-readme
-Options: [--epochs 3] [--rounds 9] [--memory-batch 4096] [--load N] [--out PATH]
-Writes benchmarks/results/kan.json and kan.md (kan_loaded.json and .md with --load), and the README
-table with --update-readme.
+Dry run (seconds: one epoch on 2,048 images, 2 rounds, the memory probe at batch 256):
+  EMBER_DATA=../shared/data python benchmarks/bench_kan.py --quick
+Options: [--epochs 3] [--rounds 9] [--memory-batch 4096] [--load N] [--quick] [--out PATH]
+Writes benchmarks/results/kan.json, .md and .png (kan_loaded.* with --load, kan_quick.* with --quick), and the
+README table with --update-readme. ``ember bench --only kan`` runs it as an entry of the harness.
 """
 
 from __future__ import annotations
@@ -39,17 +41,18 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
-
 import ember.nn.functional as F
+from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, accuracy_epochs, add_load_argument,
+                                background_load, cycling, describe_load, load_record, machine_info, machine_line,
+                                on_reference_path, publish, results_path, rounds, streaming)
 from ember.data import image_classification
 from ember.kan import BakedKAN
 from ember.models import KAN
-from harness import (accuracy_epochs, add_load_argument, background_load, describe_load, load_record, machine_info,
-                     machine_line, median_ratios, on_reference_path, publish, results_path)
 
 ROOT = Path(__file__).resolve().parent
 WIDTHS, GRID, ORDER, BATCH = (784, 64, 10), 5, 3, 256
+# the dry run: one epoch on a subset, 2 rounds, the memory probe on a small batch (seconds, not minutes)
+QUICK = {"epochs": 1, "rounds": 2, "train_subset": 2048, "test_subset": 1000, "memory_batch": 256}
 
 
 def torch_kan(torch, model):
@@ -107,36 +110,7 @@ def torch_runner(torch, net, lr, total):
     return step, (lambda x, y: (torch.from_numpy(x), torch.from_numpy(y)))
 
 
-def interleaved(fns: dict, rounds, reps):
-    """Each fn's ms per call in every round: the fns take turns, ``reps`` calls each, ``rounds`` times."""
-    for f in fns.values():  # warm-up (and the kernels' first-call compilation)
-        f()
-    times = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            start = time.perf_counter()
-            for _ in range(reps):
-                f()
-            times[name].append((time.perf_counter() - start) / reps * 1e3)
-    return times
-
-
-def medians(times: dict) -> dict:
-    return {name: float(np.median(t)) for name, t in times.items()}
-
-
-def cycling(step, batches):
-    """A no-argument step that walks ``batches`` round and round."""
-    state = {"next": 0}
-
-    def run():
-        state["next"] = (state["next"] + 1) % len(batches)
-        step(*batches[state["next"]])
-
-    return run
-
-
-def train_step_times(torch, xtr, ytr, total, rounds) -> dict:
+def train_step_times(torch, xtr, ytr, total, n_rounds):
     """ms per training step of ember (default kernels), its reference-path twin and PyTorch, in interleaved
     rounds on four fixed batches, from throw-away models with the same initial weights."""
     ember.manual_seed(0)
@@ -152,10 +126,10 @@ def train_step_times(torch, xtr, ytr, total, rounds) -> dict:
     steps["ember_reference_path"] = on_reference_path(steps["ember_reference_path"])
     step, to_batch = torch_runner(torch, torch_kan(torch, fast), 1e-3, total)
     steps["torch"] = cycling(step, [to_batch(xtr[i], ytr[i]) for i in idx])
-    return interleaved(steps, rounds, 5)
+    return rounds(steps, n_rounds, warmup=1, calls=5)
 
 
-def inference_times(torch, model, net, baked, x_inf, rounds) -> dict:
+def inference_times(torch, model, net, baked, x_inf, n_rounds):
     """ms per inference batch: ember's training layer under no_grad, the baked model, PyTorch."""
     x_inf_e, x_inf_t = ember.from_numpy(x_inf), torch.from_numpy(x_inf)
 
@@ -167,10 +141,11 @@ def inference_times(torch, model, net, baked, x_inf, rounds) -> dict:
         with torch.no_grad():
             net(x_inf_t)
 
-    return interleaved({"ember_layer": e_infer, "ember_baked": lambda: baked(x_inf), "torch": t_infer}, rounds, 10)
+    return rounds({"ember_layer": e_infer, "ember_baked": lambda: baked(x_inf), "torch": t_infer}, n_rounds,
+                  warmup=1, calls=10)
 
 
-def timing(torch, xtr, ytr, xte, total, rounds, load) -> tuple[dict, tuple]:
+def timing(torch, xtr, ytr, xte, total, n_rounds, load) -> tuple[dict, tuple]:
     """The timing rounds (beside ``load`` busy processes) as the result's fields, and the accuracy run's
     models (ember's KAN, its PyTorch twin, the baked model) with the inference batch."""
     ember.manual_seed(0)
@@ -179,20 +154,20 @@ def timing(torch, xtr, ytr, xte, total, rounds, load) -> tuple[dict, tuple]:
     baked = BakedKAN.from_model(model)
     x_inf = xte[:BATCH]
     with background_load(load):
-        train = train_step_times(torch, xtr, ytr, total, rounds)
-        infer = inference_times(torch, model, net, baked, x_inf, rounds)
+        train = train_step_times(torch, xtr, ytr, total, n_rounds)
+        infer = inference_times(torch, model, net, baked, x_inf, n_rounds)
         load_info = load_record(load)
-    ms, ratios = medians(train), median_ratios(train)
+    ms, ratios = train.medians(1e3), train.ratios("torch")
     print(f"train step: ember {ms['ember']:.2f} ms, reference path {ms['ember_reference_path']:.2f} ms, torch "
           f"{ms['torch']:.2f} ms; ratios {ratios['ember']:.3f} and {ratios['ember_reference_path']:.3f}", flush=True)
-    inf_ms, inf_ratios = medians(infer), median_ratios(infer)
+    inf_ms, inf_ratios = infer.medians(1e3), infer.ratios("torch")
     print(f"inference: layer {inf_ms['ember_layer']:.2f} ms, baked {inf_ms['ember_baked']:.2f} ms, "
           f"torch {inf_ms['torch']:.2f} ms", flush=True)
     fields = {
         "train_ms_per_step": {name: round(v, 3) for name, v in ms.items()},
         "train_step_ratio": round(ratios["ember"], 3),
         "train_step_ratio_reference_path": round(ratios["ember_reference_path"], 3),
-        "train_ember_over_reference_path": round(median_ratios(train, to="ember_reference_path")["ember"], 3),
+        "train_ember_over_reference_path": round(train.ratio("ember", "ember_reference_path"), 3),
         "inference_ms_per_batch": {name: round(v, 3) for name, v in inf_ms.items()},
         "inference_ratio_to_torch": {name: round(v, 3) for name, v in inf_ratios.items()},
         "baked_vs_layer": round(inf_ms["ember_baked"] / inf_ms["ember_layer"], 3),
@@ -258,25 +233,26 @@ def peak_memory(which: str, batch: int) -> int:
 def accuracy_run(torch, model, net, xtr, ytr, xte, yte, epochs, total) -> dict:
     """Train ember's KAN (default kernels) and its PyTorch twin, alternating one epoch of each on identical
     batches; the result's epoch and accuracy fields."""
-    e_step, e_batch = ember_runner(model, 1e-3, total)
-    t_step, t_batch = torch_runner(torch, net, 1e-3, total)
     rng = np.random.default_rng(1)
-    epoch_s, history = [[], []], []
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(len(xtr))
-        batches = [order[i:i + BATCH] for i in range(0, len(xtr), BATCH)]
-        for k, (step, to_batch) in enumerate(((e_step, e_batch), (t_step, t_batch))):
-            start = time.perf_counter()
-            for b in batches:
-                step(*to_batch(xtr[b], ytr[b]))
-            epoch_s[k].append(time.perf_counter() - start)
+    orders = [rng.permutation(len(xtr)) for _ in range(epochs)]
+    epochs_of = [[order[i:i + BATCH] for i in range(0, len(xtr), BATCH)] for order in orders]
+    history = []
+
+    def epoch_of(step, to_batch):
+        return streaming(lambda batches: [step(*to_batch(xtr[b], ytr[b])) for b in batches], epochs_of)
+
+    def evaluate(index, timings):
         accs = (accuracy_ember(model, xte, yte), accuracy_torch(torch, net, xte, yte))
-        history.append({"epoch": epoch, "ember_test_accuracy": accs[0], "torch_test_accuracy": accs[1]})
-        print(f"epoch {epoch}: ember {accs[0]:.2%} ({epoch_s[0][-1]:.1f} s), torch {accs[1]:.2%} "
-              f"({epoch_s[1][-1]:.1f} s)", flush=True)
+        history.append({"epoch": index + 1, "ember_test_accuracy": accs[0], "torch_test_accuracy": accs[1]})
+        s = {name: t[-1] for name, t in timings.per_round.items()}
+        print(f"epoch {index + 1}: ember {accs[0]:.2%} ({s['ember']:.1f} s), torch {accs[1]:.2%} "
+              f"({s['torch']:.1f} s)", flush=True)
+
+    contenders = {"ember": epoch_of(*ember_runner(model, 1e-3, total)),
+                  "torch": epoch_of(*torch_runner(torch, net, 1e-3, total))}
+    timings = rounds(contenders, epochs, warmup=0, on_round=evaluate)
     return {
-        "seconds_per_epoch": {"ember": round(float(np.median(epoch_s[0])), 2),
-                              "torch": round(float(np.median(epoch_s[1])), 2)},
+        "seconds_per_epoch": {name: round(s, 2) for name, s in timings.medians().items()},
         "test_accuracy": {"ember": history[-1]["ember_test_accuracy"], "torch": history[-1]["torch_test_accuracy"]},
         "history": history,
     }
@@ -290,40 +266,55 @@ def baked_round_trip(baked, x) -> bool:
         return bool(np.array_equal(BakedKAN.load(path)(x), baked(x)))
 
 
-def load_mnist(data_dir):
-    """MNIST as flat float32 rows in [-1, 1] and labels: (x_train, y_train, x_test, y_test)."""
+def load_mnist(data_dir, subsets=(None, None)):
+    """MNIST as flat float32 rows in [-1, 1] and labels: (x_train, y_train, x_test, y_test); a dry run keeps the
+    first ``subsets`` images of each split."""
     stats = (np.array([0.5], np.float32), np.array([0.5], np.float32))  # pixels to [-1, 1]
     train, _ = image_classification("mnist", "train", data_dir, stats=stats)
     test, _ = image_classification("mnist", "test", data_dir, stats=stats)
-    return (train.arrays[0].reshape(len(train), -1), train.arrays[1], test.arrays[0].reshape(len(test), -1),
-            test.arrays[1])
+    n_train, n_test = subsets
+    return (train.arrays[0].reshape(len(train), -1)[:n_train], train.arrays[1][:n_train],
+            test.arrays[0].reshape(len(test), -1)[:n_test], test.arrays[1][:n_test])
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=None, help="accuracy epochs (default 3; 0 with --load)")
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 9)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--memory-batch", type=int, default=4096)
+    parser.add_argument("--memory-batch", type=int, default=None, help="default 4096")
     add_load_argument(parser)
+    parser.add_argument("--quick", action="store_true", help="a dry run in seconds (tiny figures: not results)")
     parser.add_argument("--out", default=None,
                         help="default results/kan.json (results/kan_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    epochs = accuracy_epochs(parser, args, default=3)
+    if args.quick and args.update_readme:
+        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    sizes = QUICK if args.quick else {}
+    args.rounds = args.rounds or sizes.get("rounds", 9)
+    args.memory_batch = args.memory_batch or sizes.get("memory_batch", 4096)
+    args.epochs = accuracy_epochs(parser, args, default=sizes.get("epochs", 3))
+    args.subsets = (sizes.get("train_subset"), sizes.get("test_subset"))
+    return args
+
+
+def bench(args) -> Outcome:
     import torch
 
-    torch.set_num_threads(2)
+    epochs = args.epochs
+    # a dry run takes 1 thread: beside other work, PyTorch's OpenMP threads wait on each other at every op
+    torch.set_num_threads(1 if args.quick else 2)
     info = machine_info()
     print(f"machine: {machine_line(info)}; busy processes: {args.load}", flush=True)
-    xtr, ytr, xte, yte = load_mnist(args.data_dir)
+    xtr, ytr, xte, yte = load_mnist(args.data_dir, args.subsets)
     total = max(epochs, 1) * -(-len(xtr) // BATCH)
     fields, (model, net, baked, x_inf) = timing(torch, xtr, ytr, xte, total, args.rounds, args.load)
     result = {
         "benchmark": "bench_kan", "date": time.strftime("%Y-%m-%d"), "machine": machine_line(info),
         "machine_info": info, "busy_processes": args.load, "torch": torch.__version__, "numpy": np.__version__,
         "torch_threads": torch.get_num_threads(), "widths": list(WIDTHS), "grid_size": GRID, "spline_order": ORDER,
-        "batch": BATCH, **fields,
+        "batch": BATCH, "quick": args.quick, **fields,
     }
     if not args.load:
         if epochs:
@@ -335,9 +326,33 @@ def main(argv=None) -> int:
               f"torch {mem_t / 2**20:.0f} MiB", flush=True)
         result["peak_step_memory_bytes"] = {"batch": args.memory_batch, "ember": mem_e, "torch": mem_t}
         result["baked_round_trip_bit_identical"] = baked_round_trip(baked, x_inf)
-    out = Path(args.out) if args.out else results_path("kan", args.load)
-    publish("bench_kan", result, out, args.load, render_idle, render_loaded, args.update_readme)
+    out = Path(args.out) if args.out else results_path("kan", args.load, quick=args.quick)
+    files = publish("bench_kan", result, out, args.load, render_idle, render_loaded, args.update_readme, chart)
+    return Outcome(headline(result), tuple(files))
+
+
+def run(options: RunOptions) -> Outcome:
+    return bench(parse_args(options.argv("kan")))
+
+
+def main(argv=None) -> int:
+    bench(parse_args(argv))
     return 0
+
+
+def headline(r) -> str:
+    return f"training step ember/PyTorch {r['train_step_ratio']:.2f}x"
+
+
+def chart(r) -> Bars:
+    ms, inf = r["train_ms_per_step"], r["inference_ms_per_batch"]
+    load = f", beside {describe_load(r['busy_processes'])}" if r["busy_processes"] else ""
+    return Bars(f"KAN [784, 64, 10], batch {r['batch']}{load}", "ms (lower is faster)", {
+        "training step": {"ember": ms["ember"], "ember reference path": ms["ember_reference_path"],
+                          "PyTorch": ms["torch"]},
+        "inference, training layer": {"ember": inf["ember_layer"], "PyTorch": inf["torch"]},
+        "inference, baked model": {"ember": inf["ember_baked"]},
+    }, note=r["machine"])
 
 
 def reference_path_row(r) -> str:
@@ -399,6 +414,9 @@ def render_loaded(r, path) -> str:
         f"{r['inference_ratio_to_torch']['ember_baked']:.2f} | |",
     ])
 
+
+BENCHMARK = Benchmark(name="kan", title="KAN [784, 64, 10] on MNIST: training step, inference, accuracy, peak memory",
+                      run=run, marker="bench_kan", rivals=("torch",))
 
 if __name__ == "__main__":
     sys.exit(main())

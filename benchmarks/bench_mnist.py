@@ -18,9 +18,11 @@ Full runs (on an otherwise idle 2-core machine: about 10 minutes; loaded, 3-6 mi
 PyTorch, whose two threads slow down the most beside the busy loops):
   EMBER_DATA=../shared/data python benchmarks/bench_mnist.py --update-readme
   EMBER_DATA=../shared/data python benchmarks/bench_mnist.py --load 2 --update-readme
-Options: [--datasets mnist fashion-mnist] [--models mlp lenet] [--epochs 10] [--rounds 15] [--load N]
-Writes benchmarks/results/mnist.json and mnist.md (mnist_loaded.json and .md with --load), and the
-README table with --update-readme.
+Dry run (seconds: MNIST only, one epoch on 2,048 images, 2 rounds of a few steps):
+  EMBER_DATA=../shared/data python benchmarks/bench_mnist.py --quick
+Options: [--datasets mnist fashion-mnist] [--models mlp lenet] [--epochs 10] [--rounds 15] [--load N] [--quick]
+Writes benchmarks/results/mnist.json, .md and .png (mnist_loaded.* with --load, mnist_quick.* with --quick),
+and the README table with --update-readme. ``ember bench --only mnist`` runs it as an entry of the harness.
 """
 
 from __future__ import annotations
@@ -36,16 +38,22 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for reference_numpy, harness
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for reference_numpy
 
 import ember.nn.functional as F
 from ember import kernels
+from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, accuracy_epochs, add_load_argument,
+                                background_load, cycling, describe_load, load_record, machine_info, machine_line,
+                                publish, results_path, rounds, streaming)
 from ember.data import image_classification
 from ember.models import build
-from harness import (accuracy_epochs, add_load_argument, background_load, describe_load, load_record, machine_info,
-                     machine_line, median_ratios, publish, results_path)
 
 RECIPES = {"mlp": {"batch_size": 128, "lr": 1e-3}, "lenet": {"batch_size": 64, "lr": 1e-3}}
+STEPS_PER_ROUND = {"mlp": 40, "lenet": 12}
+WARMUP_STEPS = 5
+# the dry run: MNIST only, one epoch on a subset, 2 rounds of a few steps (seconds, not minutes)
+QUICK = {"datasets": ["mnist"], "epochs": 1, "rounds": 2, "train_subset": 2048, "test_subset": 1000,
+         "steps_per_round": {"mlp": 8, "lenet": 4}, "warmup": 2}
 
 
 def torch_twin(torch, kind: str, model):
@@ -141,20 +149,11 @@ class NumpyRunner:
         return x, y
 
 
-def time_steps(runners: dict, batches, rounds, steps_per_round):
-    """Interleaved rounds of every runner on the same batches; returns each runner's ms/step per round."""
-    prepared = {name: [r.batch(x, y) for x, y in batches[:steps_per_round]] for name, r in runners.items()}
-    for name, r in runners.items():  # warm-up (and the kernels' first-call compilation)
-        for x, y in prepared[name][:5]:
-            r.step(x, y)
-    per_round = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, r in runners.items():
-            start = time.perf_counter()
-            for x, y in prepared[name]:
-                r.step(x, y)
-            per_round[name].append((time.perf_counter() - start) / len(prepared[name]) * 1e3)
-    return per_round
+def time_steps(runners: dict, batches, n_rounds, warmup=WARMUP_STEPS):
+    """Interleaved rounds of every runner on the same batches (each round: every batch once, per runner), after
+    ``warmup`` steps each (and the kernels' first-call compilation); the rounds' Timings."""
+    steps = {name: cycling(r.step, [r.batch(x, y) for x, y in batches]) for name, r in runners.items()}
+    return rounds(steps, n_rounds, warmup=warmup, calls=len(batches))
 
 
 def step_contenders(torch, kind, recipe, total, seed):
@@ -172,41 +171,45 @@ def step_contenders(torch, kind, recipe, total, seed):
     return contenders
 
 
-def step_timing(torch, kind, xtr, ytr, recipe, total, seed, rounds, load) -> dict:
-    """The interleaved step-time rounds (beside ``load`` busy processes), as the result's step fields."""
-    rng = np.random.default_rng(seed)
-    steps = 40 if kind == "mlp" else 12
-    batches = [(xtr[i], ytr[i]) for i in epoch_batches(len(xtr), recipe["batch_size"], rng)[:steps]]
-    contenders = step_contenders(torch, kind, recipe, total, seed)
-    with background_load(load):
-        per_round = time_steps(contenders, batches, rounds, steps)
-        load_info = load_record(load)
-    ms = {name: float(np.median(t)) for name, t in per_round.items()}
-    ratios = median_ratios(per_round)
+def step_timing(torch, kind, xtr, ytr, recipe, total, args) -> dict:
+    """The interleaved step-time rounds (beside ``args.load`` busy processes), as the result's step fields."""
+    rng = np.random.default_rng(args.seed)
+    batches = [(xtr[i], ytr[i]) for i in epoch_batches(len(xtr), recipe["batch_size"], rng)[:args.steps[kind]]]
+    contenders = step_contenders(torch, kind, recipe, total, args.seed)
+    with background_load(args.load):
+        timings = time_steps(contenders, batches, args.rounds, args.warmup)
+        load_info = load_record(args.load)
+    ms, ratios = timings.medians(1e3), timings.ratios("torch")
 
     def round_ratios(name):
-        return [round(a / b, 3) for a, b in zip(per_round[name], per_round["torch"])]
+        return [round(r, 3) for r in timings.round_ratios(name, "torch")]
 
     return {
         "ms_per_step": {name: round(ms[name], 3) for name in ("ember", "ember_reference_path", "torch")},
         "step_ratio_median": round(ratios["ember"], 3), "step_ratios": round_ratios("ember"),
         "step_ratio_reference_path_median": round(ratios["ember_reference_path"], 3),
         "step_ratios_reference_path": round_ratios("ember_reference_path"),
-        "ember_over_reference_path_median": round(median_ratios(per_round, to="ember_reference_path")["ember"], 3),
+        "ember_over_reference_path_median": round(timings.ratio("ember", "ember_reference_path"), 3),
         "numpy_reference": ({"ms_per_step": round(ms["numpy"], 3), "ratio_to_torch_median": round(ratios["numpy"], 3)}
                             if "numpy" in ms else None),
         "load": load_info,
     }
 
 
-def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds, load):
-    recipe = RECIPES[kind]
+def load_split(dataset, data_dir, subsets):
+    """The training and test arrays, standardised as `ember train` does; a dry run keeps the first images."""
     train, stats = image_classification(dataset, "train", data_dir)
     test, _ = image_classification(dataset, "test", data_dir, stats=stats)
-    xtr, ytr = train.arrays
-    xte, yte = test.arrays
+    (xtr, ytr), (xte, yte) = train.arrays, test.arrays
+    n_train, n_test = subsets
+    return xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test]
+
+
+def run_case(torch, kind, dataset, args):
+    recipe, epochs, seed = RECIPES[kind], args.epochs, args.seed
+    xtr, ytr, xte, yte = load_split(dataset, args.data_dir, args.subsets)
     total = max(epochs, 1) * -(-len(xtr) // recipe["batch_size"])
-    timing = step_timing(torch, kind, xtr, ytr, recipe, total, seed, rounds, load)
+    timing = step_timing(torch, kind, xtr, ytr, recipe, total, args)
     result = {"model": kind, "dataset": dataset, "epochs": epochs, **recipe, "optimizer": "adam",
               "schedule": "cosine", **timing}
     ms = timing["ms_per_step"]
@@ -215,35 +218,40 @@ def run_case(torch, kind, dataset, epochs, data_dir, seed, rounds, load):
           f"{timing['step_ratio_reference_path_median']:.3f}", flush=True)
     if epochs == 0:
         return result
+    result.update(train_side_by_side(torch, kind, dataset, (xtr, ytr, xte, yte), total, epochs, seed))
+    return result
 
-    # full training with the default kernels, alternating one epoch of each on identical batches
+
+def train_side_by_side(torch, kind, dataset, data, total, epochs, seed) -> dict:
+    """Full training with the default kernels, one epoch of each in turn on identical batches (an interleaved
+    round per epoch), test accuracy after each; the result's epoch fields."""
+    xtr, ytr, xte, yte = data
+    recipe = RECIPES[kind]
     ember.manual_seed(seed)
     model = build(kind)
-    runners = [EmberRunner(model, recipe["lr"], total),
-               TorchRunner(torch, torch_twin(torch, kind, model), recipe["lr"], total)]
+    runners = {"ember": EmberRunner(model, recipe["lr"], total),
+               "torch": TorchRunner(torch, torch_twin(torch, kind, model), recipe["lr"], total)}
     rng = np.random.default_rng(seed)
-    epoch_s = [[], []]
+    orders = [epoch_batches(len(xtr), recipe["batch_size"], rng) for _ in range(epochs)]
     history = []
-    for epoch in range(1, epochs + 1):
-        order = epoch_batches(len(xtr), recipe["batch_size"], rng)
-        for k, r in enumerate(runners):
-            start = time.perf_counter()
-            for idx in order:
-                r.step(*r.batch(xtr[idx], ytr[idx]))
-            epoch_s[k].append(time.perf_counter() - start)
-        accs = [r.accuracy(xte, yte) for r in runners]
-        history.append({"epoch": epoch, "ember_test_accuracy": accs[0], "torch_test_accuracy": accs[1]})
-        print(f"  {kind} {dataset} epoch {epoch}: ember {accs[0]:.2%} ({epoch_s[0][-1]:.1f} s), "
-              f"torch {accs[1]:.2%} ({epoch_s[1][-1]:.1f} s)", flush=True)
-    epoch_ratios = [a / b for a, b in zip(*epoch_s)]
-    result.update({
-        "seconds_per_epoch": {"ember": round(float(np.median(epoch_s[0])), 2),
-                              "torch": round(float(np.median(epoch_s[1])), 2)},
-        "epoch_ratio_median": round(float(np.median(epoch_ratios)), 3),
+
+    def epoch_of(r):
+        return streaming(lambda order: [r.step(*r.batch(xtr[idx], ytr[idx])) for idx in order], orders)
+
+    def evaluate(index, timings):
+        accs = {name: r.accuracy(xte, yte) for name, r in runners.items()}
+        history.append({"epoch": index + 1, "ember_test_accuracy": accs["ember"], "torch_test_accuracy": accs["torch"]})
+        s = {name: t[-1] for name, t in timings.per_round.items()}
+        print(f"  {kind} {dataset} epoch {index + 1}: ember {accs['ember']:.2%} ({s['ember']:.1f} s), "
+              f"torch {accs['torch']:.2%} ({s['torch']:.1f} s)", flush=True)
+
+    timings = rounds({name: epoch_of(r) for name, r in runners.items()}, epochs, warmup=0, on_round=evaluate)
+    return {
+        "seconds_per_epoch": {name: round(s, 2) for name, s in timings.medians().items()},
+        "epoch_ratio_median": round(timings.ratio("ember", "torch"), 3),
         "test_accuracy": {"ember": history[-1]["ember_test_accuracy"], "torch": history[-1]["torch_test_accuracy"]},
         "history": history,
-    })
-    return result
+    }
 
 
 def markdown(results) -> str:
@@ -303,40 +311,85 @@ def render_loaded(report, path) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def headline(report) -> str:
+    """The step-time ratio of each case: what the README's table leads with."""
+    return "step ember/PyTorch: " + ", ".join(f"{r['model']} {r['dataset']} {r['step_ratio_median']:.2f}x"
+                                                for r in report["results"])
+
+
+def chart(report) -> Bars:
+    names = {"ember": "ember", "ember_reference_path": "ember reference path", "torch": "PyTorch"}
+    groups = {}
+    for r in report["results"]:
+        bars = {names[k]: v for k, v in r["ms_per_step"].items()}
+        if r.get("numpy_reference"):
+            bars["hand-written NumPy"] = r["numpy_reference"]["ms_per_step"]
+        groups[f"{r['model']} {r['dataset']}"] = bars
+    load = f", beside {describe_load(report['busy_processes'])}" if report["busy_processes"] else ""
+    return Bars(f"Training step, MLP and LeNet-5{load}", "ms per step (lower is faster)", groups,
+                note=report["machine"])
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion-mnist"])
+    parser.add_argument("--datasets", nargs="+", default=None, help="default mnist fashion-mnist (mnist with --quick)")
     parser.add_argument("--models", nargs="+", default=["mlp", "lenet"], choices=list(RECIPES))
     parser.add_argument("--epochs", type=int, default=None, help="0: step timing only (default 10; 0 with --load)")
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 15)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", default=None)
     add_load_argument(parser)
+    parser.add_argument("--quick", action="store_true", help="a dry run in seconds (tiny figures: not results)")
     parser.add_argument("--out", default=None,
                         help="default results/mnist.json (results/mnist_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    epochs = accuracy_epochs(parser, args, default=10)
+    if args.quick and args.update_readme:
+        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    sizes = QUICK if args.quick else {}
+    args.datasets = args.datasets or sizes.get("datasets", ["mnist", "fashion-mnist"])
+    args.rounds = args.rounds or sizes.get("rounds", 15)
+    args.epochs = accuracy_epochs(parser, args, default=sizes.get("epochs", 10))
+    args.subsets = (sizes.get("train_subset"), sizes.get("test_subset"))
+    args.steps = sizes.get("steps_per_round", STEPS_PER_ROUND)
+    args.warmup = sizes.get("warmup", WARMUP_STEPS)
+    return args
+
+
+def bench(args) -> Outcome:
     import torch
 
-    torch.set_num_threads(2)
+    # a dry run takes 1 thread: beside other work, PyTorch's OpenMP threads wait on each other at every op
+    torch.set_num_threads(1 if args.quick else 2)
     info = machine_info()
     print(f"machine: {machine_line(info)}; busy processes: {args.load}", flush=True)
     results = []
     for dataset in args.datasets:
         for kind in args.models:
             print(f"{kind} on {dataset}", flush=True)
-            results.append(run_case(torch, kind, dataset, epochs, args.data_dir, args.seed, args.rounds, args.load))
+            results.append(run_case(torch, kind, dataset, args))
     report = {
         "benchmark": "bench_mnist", "date": time.strftime("%Y-%m-%d"), "machine": machine_line(info),
         "machine_info": info, "busy_processes": args.load, "python": platform.python_version(), "numpy": np.__version__,
         "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "ember_runtime": ember._runtime.applied,
-        "results": results,
+        "quick": args.quick, "results": results,
     }
-    out = Path(args.out) if args.out else results_path("mnist", args.load)
-    publish("bench_mnist", report, out, args.load, render_idle, render_loaded, args.update_readme)
+    out = Path(args.out) if args.out else results_path("mnist", args.load, quick=args.quick)
+    files = publish("bench_mnist", report, out, args.load, render_idle, render_loaded, args.update_readme, chart)
+    return Outcome(headline(report), tuple(files))
+
+
+def run(options: RunOptions) -> Outcome:
+    return bench(parse_args(options.argv("mnist")))
+
+
+def main(argv=None) -> int:
+    bench(parse_args(argv))
     return 0
 
+
+BENCHMARK = Benchmark(name="mnist", title="MLP and LeNet-5 training steps and epochs on MNIST and Fashion-MNIST",
+                      run=run, marker="bench_mnist", rivals=("torch",))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -25,8 +25,9 @@ seconds (on Tiny Shakespeare when $EMBER_DATA has it, else on generated text).
 
   python benchmarks/bench_serve.py [--ckpt DIR] [--update-readme]      (minutes; on an otherwise idle machine)
   python benchmarks/bench_serve.py --quick                             (a dry run in seconds)
-Writes benchmarks/results/serve.json and .md (--quick: serve_quick.json), and with --update-readme the README
-section between the ``bench_serve`` markers.
+Writes benchmarks/results/serve.json, .md and .png (--quick: serve_quick.*), and with --update-readme the README
+section between the ``bench_serve`` markers. ``ember bench --only serve`` runs it as an entry of the harness
+(ember alone: it runs with ``--against none`` too).
 """
 
 from __future__ import annotations
@@ -46,9 +47,8 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: F401, I001
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
-
-from harness import REPO, machine_info, machine_line, publish, results_path
+from ember.benchmarking import (REPO, Bars, Benchmark, Measured, Outcome, RunOptions, machine_info, machine_line,
+                                publish, results_path, rounds)
 
 MARKER = "bench_serve"
 CLIENT_LEVELS = (1, 4, 16)
@@ -366,7 +366,7 @@ def decode_contenders(model, tok) -> dict:
     return {"ember_generate": generate, "ember_engine_batch1": served}
 
 
-def decode_speed(ckpt: Path, rounds: int) -> dict:
+def decode_speed(ckpt: Path, n_rounds: int) -> dict:
     from ember.train.lm import load_lm
 
     model, tok, _ = load_lm(ckpt)
@@ -375,16 +375,19 @@ def decode_speed(ckpt: Path, rounds: int) -> dict:
     n = model.config.block_size - len(prompt)
     for decode in contenders.values():
         decode(prompt, 4)  # warm-up
-    seconds = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, decode in contenders.items():
+
+    def counted(name, decode):  # a decoder that stops short would look fast: refuse it
+        def call():
             took, count = decode(prompt, n)
             if count != n:
                 raise RuntimeError(f"{name} decoded {count} tokens, not {n}")
-            seconds[name].append(took)
-    speeds = {name: n / float(np.median(s)) for name, s in seconds.items()}
+            return Measured(took, count)
+        return call
+
+    timings = rounds({name: counted(name, d) for name, d in contenders.items()}, n_rounds, warmup=0)
+    speeds = {name: n / s for name, s in timings.medians().items()}
     print("  decode, batch 1: " + ", ".join(f"{k} {v:.0f} tokens/s" for k, v in speeds.items()), flush=True)
-    return {"new_tokens": n, "rounds": rounds, "tokens_per_s": speeds}
+    return {"new_tokens": n, "rounds": n_rounds, "tokens_per_s": speeds}
 
 
 # -- the report --------------------------------------------------------------------------------------------------
@@ -427,7 +430,43 @@ def render_loaded(r: dict, path: str) -> str:
     return f"(a loaded run is on file in `{path}`)"
 
 
+def headline(r: dict) -> str:
+    first = r["runs"][0]
+    if "gains" not in first:
+        return f"{first['model']['name']}: decoding " + ", ".join(
+            f"{k} {v:.0f} tokens/s" for k, v in first["decode"]["tokens_per_s"].items())
+    parts = [f"{run['model']['name']}: batching at 16 clients {run['gains']['continuous_16_over_1']:.2f}x one "
+             f"client's throughput" for run in r["runs"] if "gains" in run]
+    if "soak" in first:
+        parts.append(f"soak {first['soak']['lost']} lost of {first['soak']['requests']}")
+    return "; ".join(parts)
+
+
+def chart(r: dict) -> Bars | None:
+    groups = {}
+    for run in r["runs"]:
+        for name, levels in run.get("load", {}).items():
+            for clients, level in levels.items():
+                label = f"{run['model']['name']}, {clients} client{'' if clients == '1' else 's'}"
+                groups.setdefault(label, {})[
+                    {"continuous": "continuous batching", "one_at_a_time": "one at a time"}[name]] = \
+                    level["output_tokens_per_s"]
+    if not groups:
+        return None
+    return Bars("ember serve: output tokens per second by concurrent clients", "output tokens/s (higher is better)",
+                groups, note=r["machine"])
+
+
+def run(options: RunOptions) -> Outcome:
+    return bench(parse_args(options.argv("serve")))
+
+
 def main(argv=None) -> int:
+    bench(parse_args(argv))
+    return 0
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", action="append", default=None,
                         help="a run folder; repeat for several (default: a small char model trained here, then "
@@ -447,6 +486,10 @@ def main(argv=None) -> int:
     if args.quick:
         args.max_tokens, args.requests_per_client, args.soak, args.rounds = 16, 2, 60, 1
         args.seconds = min(args.seconds, 30.0)
+    return args
+
+
+def bench(args) -> Outcome:
     info = machine_info()
     print(f"machine: {machine_line(info)}", flush=True)
     result = {"date": time.strftime("%Y-%m-%d"), "machine": machine_line(info), "machine_info": info,
@@ -460,10 +503,9 @@ def main(argv=None) -> int:
             ckpt = given or train_small_model(folder, QUICK_TRAIN if args.quick else TRAIN)
             print(f"model: {ckpt if given else 'a small char model trained here'}", flush=True)
             result["runs"].append(bench_one(ckpt, given, folder, args, soak=i == 0))
-    stem = MARKER.removeprefix("bench_")
-    out = Path(args.out) if args.out else results_path(f"{stem}_quick" if args.quick else stem, 0)
-    publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme)
-    return 0
+    out = Path(args.out) if args.out else results_path("serve", 0, quick=args.quick)
+    files = publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme, chart)
+    return Outcome(headline(result), tuple(files))
 
 
 def bench_one(ckpt: Path, given, folder: Path, args, soak: bool) -> dict:
@@ -487,6 +529,9 @@ def bench_one(ckpt: Path, given, folder: Path, args, soak: bool) -> dict:
     result["decode"] = decode_speed(ckpt, args.rounds)
     return result
 
+
+BENCHMARK = Benchmark(name="serve", title="ember serve under load: continuous batching, a soak run, batch-1 decoding",
+                      run=run, marker=MARKER, requires=("httpx", "starlette", "uvicorn"))
 
 if __name__ == "__main__":
     sys.exit(main())

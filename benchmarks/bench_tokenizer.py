@@ -11,29 +11,29 @@ For each corpus, in interleaved rounds within one process (median reported):
 * agreement: `tokenizers` loaded with ember's merges must give ember's ids on the whole corpus.
 
 Run:  EMBER_DATA=../shared/data python benchmarks/bench_tokenizer.py [--rounds 3] [--update-readme]
-Writes benchmarks/results/tokenizer.json and tokenizer.md.
+Dry run (seconds: Shakespeare only, 2 rounds): python benchmarks/bench_tokenizer.py --quick
+Writes benchmarks/results/tokenizer.json, .md and .png (tokenizer_quick.* with --quick).
+``ember bench --only tokenizer`` runs it as an entry of the harness.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import sys
 import time
 from pathlib import Path
 
 import ember  # noqa: F401, I001  (runtime settings first)
-import numpy as np
 import regex
 
+from ember.benchmarking import (Bars, Benchmark, Contender, Outcome, RunOptions, machine_info, machine_line, publish,
+                                results_path, rounds)
 from ember.data.text import END_OF_TEXT, read_documents
 from ember.text import GPT2_PATTERN, ByteBPETokenizer, bytes_to_unicode
 
-ROOT = Path(__file__).resolve().parent
-RESULTS = ROOT / "results"
 CORPORA = {"shakespeare": ("shakespeare-char", 512), "python-stdlib": ("python-stdlib", 8192)}
+QUICK = {"corpora": ["shakespeare"], "rounds": 2}
 
 
 def hf_trainer(tokenizers, text: str, vocab_size: int):
@@ -65,43 +65,51 @@ def hf_from_ember(ours: ByteBPETokenizer):
     return tk
 
 
-def timed(fn, *args):
-    t0 = time.perf_counter()
-    out = fn(*args)
-    return time.perf_counter() - t0, out
+def contenders(tokenizers, text: str, vocab_size: int) -> dict:
+    """The round's contenders, in the order they depend on each other: each trainer, then ember's encode of a
+    fresh tokenizer from this round's merges (cold: its chunk cache empty; made untimed), the same tokenizer
+    again (warm), `tokenizers`' encode, and the bare regex pass."""
+    made = {}
 
+    def train_ember():
+        made["ours"] = ByteBPETokenizer.train(text, vocab_size, special_tokens=[END_OF_TEXT])
+        return made["ours"]
 
-def bench_corpus(tokenizers, name: str, spec: str, vocab_size: int, rounds: int) -> dict:
-    text = END_OF_TEXT.join(read_documents(spec))
-    mb = len(text.encode("utf-8")) / 1e6
+    def train_hf():
+        made["hf"] = hf_trainer(tokenizers, text, vocab_size)
+        return made["hf"]
+
+    def fresh_tokenizer():
+        made["fresh"] = ByteBPETokenizer(made["ours"].merges, [END_OF_TEXT])
+        return made["fresh"]
+
     pattern = regex.compile(GPT2_PATTERN)
-    times = {k: [] for k in ("ember_train", "hf_train", "ember_cold", "ember_warm", "hf_encode", "regex")}
-    ours = hf = None
-    for r in range(rounds):
-        dt, ours = timed(lambda: ByteBPETokenizer.train(text, vocab_size, special_tokens=[END_OF_TEXT]))
-        times["ember_train"].append(dt)
-        dt, hf = timed(lambda: hf_trainer(tokenizers, text, vocab_size))
-        times["hf_train"].append(dt)
-        fresh = ByteBPETokenizer(ours.merges, [END_OF_TEXT])
-        dt, ids = timed(fresh.encode, text)
-        times["ember_cold"].append(dt)
-        dt, ids = timed(fresh.encode, text)
-        times["ember_warm"].append(dt)
-        dt, encoding = timed(hf.encode, text)
-        hf_ids = encoding.ids
-        times["hf_encode"].append(dt)
-        dt, _ = timed(pattern.findall, text)
-        times["regex"].append(dt)
-        print(f"  {name} round {r + 1}: train {times['ember_train'][-1]:.2f} s vs {times['hf_train'][-1]:.2f} s; "
-              f"encode {mb / times['ember_cold'][-1]:.1f} (cold) / {mb / times['ember_warm'][-1]:.1f} (warm) vs "
-              f"{mb / times['hf_encode'][-1]:.1f} MB/s", flush=True)
-    same = hf_from_ember(ours).encode(text).ids == ids
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    return {"ember_train": train_ember, "hf_train": train_hf,
+            "ember_cold": Contender(lambda fresh: fresh.encode(text), setup=fresh_tokenizer),
+            "ember_warm": lambda: made["fresh"].encode(text),
+            "hf_encode": lambda: made["hf"].encode(text),
+            "regex": lambda: pattern.findall(text)}
+
+
+def bench_corpus(tokenizers, name: str, spec: str, vocab_size: int, n_rounds: int) -> dict:
+    text = END_OF_TEXT.join(read_documents(spec))
     n_bytes = len(text.encode("utf-8"))
+    mb = n_bytes / 1e6
+
+    def progress(index, timings):
+        s = {k: t[-1] for k, t in timings.per_round.items()}
+        print(f"  {name} round {index + 1}: train {s['ember_train']:.2f} s vs {s['hf_train']:.2f} s; "
+              f"encode {mb / s['ember_cold']:.1f} (cold) / {mb / s['ember_warm']:.1f} (warm) vs "
+              f"{mb / s['hf_encode']:.1f} MB/s", flush=True)
+
+    timings = rounds(contenders(tokenizers, text, vocab_size), n_rounds, warmup=0, on_round=progress)
+    ours, ids, hf_ids = timings.results["ember_train"], timings.results["ember_warm"], timings.results["hf_encode"].ids
+    same = hf_from_ember(ours).encode(text).ids == ids
+    med = timings.medians()
     return {
-        "corpus": name, "megabytes": round(mb, 2), "vocab_size": vocab_size, "rounds": rounds,
+        "corpus": name, "megabytes": round(mb, 2), "vocab_size": vocab_size, "rounds": n_rounds,
         "ember_train_s": med["ember_train"], "hf_train_s": med["hf_train"],
-        "train_time_ratio": float(np.median(np.array(times["ember_train"]) / np.array(times["hf_train"]))),
+        "train_time_ratio": timings.ratio("ember_train", "hf_train"),
         "ember_encode_cold_mb_s": mb / med["ember_cold"], "ember_encode_warm_mb_s": mb / med["ember_warm"],
         "hf_encode_mb_s": mb / med["hf_encode"], "regex_pretokenize_mb_s": mb / med["regex"],
         "ember_bytes_per_token": n_bytes / len(ids), "hf_bytes_per_token": n_bytes / len(hf_ids),
@@ -123,31 +131,72 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def render_idle(r: dict, path: str):
+    meta = (f"Measured {r['date']} on {r['machine']}, Python {r['python']}, tokenizers {r['tokenizers']}; "
+            f"`python benchmarks/bench_tokenizer.py` (results in `{path}`).")
+    return meta, markdown(r["results"])
+
+
+def render_loaded(r: dict, path: str) -> str:
+    """This benchmark has no loaded runs; a loaded file placed beside the results is only named."""
+    return f"(a loaded run is on file in `{path}`)"
+
+
+def headline(r: dict) -> str:
+    return "; ".join(f"{x['corpus']}: encode {x['ember_encode_cold_mb_s']:.1f} MB/s (tokenizers "
+                     f"{x['hf_encode_mb_s']:.1f}), training time ember/tokenizers {x['train_time_ratio']:.2f}x"
+                     for x in r["results"])
+
+
+def chart(r: dict) -> Bars:
+    groups = {f"{x['corpus']} ({x['megabytes']:.1f} MB)": {
+        "ember, cold": x["ember_encode_cold_mb_s"], "ember, warm": x["ember_encode_warm_mb_s"],
+        "tokenizers": x["hf_encode_mb_s"], "regex pass alone": x["regex_pretokenize_mb_s"]} for x in r["results"]}
+    return Bars("Byte-level BPE encode, one call on the whole corpus", "MB/s (higher is faster)", groups,
+                note=r["machine"])
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--corpora", nargs="+", choices=tuple(CORPORA), default=list(CORPORA))
-    parser.add_argument("--out", default=str(RESULTS / "tokenizer.json"))
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3)")
+    parser.add_argument("--corpora", nargs="+", choices=tuple(CORPORA), default=None)
+    parser.add_argument("--quick", action="store_true", help="a dry run in seconds (Shakespeare only, 2 rounds)")
+    parser.add_argument("--out", default=None, help="default results/tokenizer.json")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
+    if args.quick and args.update_readme:
+        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    sizes = QUICK if args.quick else {}
+    args.rounds = args.rounds or sizes.get("rounds", 3)
+    args.corpora = args.corpora or sizes.get("corpora", list(CORPORA))
+    return args
+
+
+def bench(args) -> Outcome:
     import tokenizers
 
+    info = machine_info()
+    print(f"machine: {machine_line(info)}", flush=True)
     rows = [bench_corpus(tokenizers, name, *CORPORA[name], args.rounds) for name in args.corpora]
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "python": platform.python_version(), "tokenizers": tokenizers.__version__, "results": rows}
-    RESULTS.mkdir(exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    table = markdown(rows)
-    (RESULTS / "tokenizer.md").write_text(table + "\n")
-    print(table)
-    if args.update_readme:
-        from readme import update_readme
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine_line(info), "machine_info": info,
+              "python": platform.python_version(), "tokenizers": tokenizers.__version__, "quick": args.quick,
+              "results": rows}
+    out = Path(args.out) if args.out else results_path("tokenizer", quick=args.quick)
+    files = publish("bench_tokenizer", result, out, 0, render_idle, render_loaded, args.update_readme, chart)
+    return Outcome(headline(result), tuple(files))
 
-        meta = (f"Measured {result['date']} on {result['machine']}, Python {result['python']}, tokenizers "
-                f"{result['tokenizers']}; `python benchmarks/bench_tokenizer.py` "
-                f"(results in `benchmarks/results/tokenizer.json`).")
-        update_readme("bench_tokenizer", table, meta)
+
+def run(options: RunOptions) -> Outcome:
+    return bench(parse_args(options.argv("tokenizer")))
+
+
+def main(argv=None) -> int:
+    bench(parse_args(argv))
     return 0
+
+
+BENCHMARK = Benchmark(name="tokenizer", title="Byte-level BPE training and encoding on Shakespeare and the stdlib",
+                      run=run, marker="bench_tokenizer", rivals=("tokenizers",))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,7 @@
-"""Keep the README's benchmark tables true to the latest run: replace the text between markers."""
+"""Keep the README's benchmark tables true to the latest run: replace the text between markers (the library's
+``ember.benchmarking.write_readme_section``, under the name the scripts import)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def update_readme(marker: str, table: str, meta: str) -> None:
-    """Replace everything between <!-- {marker}:start --> and <!-- {marker}:end --> with meta and table."""
-    text = README.read_text()
-    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    if start not in text or end not in text:
-        raise SystemExit(f"{README} has no {start} ... {end} markers")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{meta}\n\n{table}\n{end}{tail}")
+from ember.benchmarking.results import README  # noqa: F401
+from ember.benchmarking.results import write_readme_section as update_readme  # noqa: F401

@@ -6,13 +6,14 @@ import argparse
 import sys
 import warnings
 
-from . import compress, elm, export, generate, gradcheck, parity, profile, rl, sanity, serve, train
+from . import bench, compress, elm, export, generate, gradcheck, parity, profile, rl, sanity, serve, train
 from . import eval as eval_cmd
 from .common import UsageError, UserError  # noqa: F401 - UserError is raised by the commands
 
 COMMANDS = {"train": train, "eval": eval_cmd, "sanity": sanity, "gradcheck": gradcheck, "parity": parity,
             "elm": elm, "generate": generate, "export": export, "serve": serve,
-            "rl": rl, "profile": profile, "compress": compress}
+            "rl": rl, "profile": profile, "compress": compress,
+            "bench": bench}
 
 
 def build_parser() -> argparse.ArgumentParser:

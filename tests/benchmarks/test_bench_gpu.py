@@ -84,9 +84,9 @@ def test_rounds_stop_at_the_deadline_but_never_below_the_minimum():
     sync = {name: (lambda: None) for name in calls}
     size = {"min_rounds": 2, "max_rounds": 5}
     past = bench_gpu.interleaved_rounds(rounds, sync, size, deadline=time.perf_counter() - 1)
-    assert calls == {"a": 2, "b": 2} and all(len(t) == 2 for t in past.values())
+    assert calls == {"a": 2, "b": 2} and all(len(t) == 2 for t in past.per_round.values())
     far = bench_gpu.interleaved_rounds(rounds, sync, size, deadline=time.perf_counter() + 3600)
-    assert calls == {"a": 7, "b": 7} and all(len(t) == 5 for t in far.values())
+    assert calls == {"a": 7, "b": 7} and all(len(t) == 5 for t in far.per_round.values())
 
 
 def test_eval_batches_fit_the_time_and_stay_within_bounds():
