@@ -28,13 +28,12 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: I001
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
-
 import ember.nn.functional as F
 from ember import profiler, threads
 from ember.models import build
-from harness import (add_load_argument, background_load, describe_load, load_record, machine_info, machine_line,
-                     median_ratios, publish, results_path)
+from ember.benchmarking import (Bars, Benchmark, Measured, Outcome, RunOptions, add_load_argument, background_load,
+                               describe_load, load_record, machine_info, machine_line, median_ratios, publish,
+                               results_path, rounds)
 
 BATCH = {"mlp": 128, "lenet": 64, "gpt": 12}
 STEPS = {"mlp": 20, "lenet": 10, "gpt": 4}  # steps per round: tens of ms at least, so the timer's noise is small
@@ -156,26 +155,25 @@ def contenders(kind: str, torch) -> dict:
     return found
 
 
-def time_case(kind: str, torch, rounds: int, steps: int) -> dict:
+def time_case(kind: str, torch, rounds_n: int, steps: int) -> dict:
     runners = contenders(kind, torch)
     for step, open_profile, options in runners.values():  # warm-up: compilation, optimizer state, profiler start-up
         run_steps(step, 2, open_profile, options)
     settle = time.perf_counter() + 1.2 * threads.INTERVAL_S  # and ember's BLAS thread policy looks at the machine
     while time.perf_counter() < settle:
         runners["ember"][0]()
-    seconds = {name: [] for name in runners}
-    order = list(runners)
-    for r in range(rounds):  # every other round in reverse order: a drift in the load favours no contender
-        for name in order if r % 2 == 0 else reversed(order):
-            step, open_profile, options = runners[name]
-            seconds[name].append(run_steps(step, steps, open_profile, options))
+    # each contender times its own steps (run_steps returns seconds); every other round in reverse order, so that
+    # a drift in the load favours no contender
+    timed = {name: (lambda step=step, op=open_profile, o=options: Measured(run_steps(step, steps, op, o)))
+             for name, (step, open_profile, options) in runners.items()}
+    seconds = rounds(timed, rounds_n, warmup=0, alternate=True).per_round
     ms = {name: float(np.median(s)) / steps * 1e3 for name, s in seconds.items()}
     overhead = median_ratios({n: seconds[n] for n in EMBER_MODES}, to="ember")
     if torch is not None:
         overhead.update(median_ratios({n: seconds[n] for n in TORCH_MODES}, to="torch"))
     quartiles = {name: [float(q) for q in np.percentile(np.array(seconds[name]) / np.array(seconds[base]), [25, 75])]
                  for name, base in ((n, n.split("_")[0]) for n in overhead)}
-    return {"model": kind, "batch_size": BATCH[kind], "rounds": rounds, "steps_per_round": steps,
+    return {"model": kind, "batch_size": BATCH[kind], "rounds": rounds_n, "steps_per_round": steps,
             "ms_per_step": {k: round(v, 3) for k, v in ms.items()},
             "overhead_median": {k: round(v, 3) for k, v in overhead.items()},
             "overhead_quartiles": {k: [round(q, 3) for q in v] for k, v in quartiles.items()}}
@@ -224,17 +222,37 @@ def import_torch(wanted: bool):
     return torch
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["mlp", "lenet", "gpt"], choices=list(BATCH))
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--steps", type=int, default=None, help="steps per round (default: mlp 20, lenet 10, gpt 4)")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch.profiler reference")
+    parser.add_argument("--quick", action="store_true", help="a dry run in seconds (MLP only, 3 rounds)")
     add_load_argument(parser)
     parser.add_argument("--out", default=None,
                         help="default results/profiler.json (results/profiler_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
+    if args.quick and args.update_readme:
+        parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    if args.quick:
+        args.models, args.rounds, args.steps = ["mlp"], 3, 5
+    return args
+
+
+def headline(report: dict) -> str:
+    return "; ".join(f"{r['model']}: profiled step {r['overhead_median'].get('ember_shapes', float('nan')):.2f}x "
+                     "with shapes" for r in report["results"])
+
+
+def chart(report: dict) -> Bars:
+    return Bars("Training step with a profiler, over the same step without", "time ratio (lower is better)",
+                {LABELS.get(r["model"], r["model"]): dict(r["overhead_median"]) for r in report["results"]},
+                note=report["machine"])
+
+
+def bench(args) -> Outcome:
     torch = import_torch(not args.no_torch)
     info = machine_info()
     print(f"machine: {machine_line(info)}; busy processes: {args.load}", flush=True)
@@ -249,11 +267,25 @@ def main(argv=None) -> int:
         "benchmark": "bench_profiler", "date": time.strftime("%Y-%m-%d"), "machine": machine_line(info),
         "machine_info": info, "busy_processes": args.load, "load": load, "python": platform.python_version(),
         "numpy": np.__version__, "torch": torch.__version__ if torch else None,
-        "torch_threads": torch.get_num_threads() if torch else None, "results": results,
+        "torch_threads": torch.get_num_threads() if torch else None, "results": results, "quick": args.quick,
     }
-    out = Path(args.out) if args.out else results_path("profiler", args.load)
-    publish("bench_profiler", report, out, args.load, render_idle, render_loaded, args.update_readme)
+    out = Path(args.out) if args.out else results_path("profiler", args.load, quick=args.quick)
+    files = publish("bench_profiler", report, out, args.load, render_idle, render_loaded, args.update_readme, chart)
+    return Outcome(headline(report), tuple(files))
+
+
+def run(options: RunOptions) -> Outcome:
+    argv = options.argv("profiler")
+    return bench(parse_args(argv + ([] if options.against == "torch" else ["--no-torch"])))
+
+
+def main(argv=None) -> int:
+    bench(parse_args(argv))
     return 0
+
+
+BENCHMARK = Benchmark(name="profiler", title="Profiler overhead on training steps, beside torch.profiler's", run=run,
+                      marker="bench_profiler", rivals=())
 
 
 if __name__ == "__main__":

@@ -25,15 +25,13 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: F401, I001
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for harness
-
-from harness import machine_info, machine_line, publish, results_path
-
 from ember import kernels
+from ember.benchmarking import Bars, Benchmark, Outcome, RunOptions, machine_info, machine_line, publish, results_path
 from ember.rl import baselines as B
 from ember.rl.envs import game2048 as G
 
 MARKER = "bench_rl"
+DEFAULT_AGENT = Path(__file__).resolve().parent.parent / "runs" / "rl" / "dqn-mlp.safetensors"
 
 
 # -- a plain-Python 2048, the obvious way ---------------------------------------------------------------------
@@ -237,9 +235,30 @@ def render_loaded(r: dict, path: str) -> str:
     return f"(a loaded run is on file in `{path}`)"
 
 
-def main(argv=None) -> int:
+def headline(r: dict) -> str:
+    e = r["evaluation"]
+    best = "dqn" if "dqn" in e else "greedy"
+    return (f"{r['environment']['vector'].get('numba', r['environment']['vector'].get('numpy')):,.0f} moves/s at "
+            f"1,024 boards; {best} mean score {e[best]['mean_score']:,.0f} (greedy {e['greedy']['mean_score']:,.0f}, "
+            f"expectimax {e['expectimax']['mean_score']:,.0f})")
+
+
+def chart(r: dict) -> list[Bars]:
+    e = r["evaluation"]
+    return [Bars("2048: mean score over the evaluation games", "score (higher is better)",
+                 {name: {"mean": x["mean_score"], "median": x["median_score"]} for name, x in e.items()},
+                 note=r["machine"]),
+            Bars("2048: environment speed", "moves per second",
+                 {"one board": {"ember": r["environment"]["single"]["ember"],
+                                "plain Python": r["environment"]["single"]["plain_python"]},
+                  "1,024 boards": dict(r["environment"]["vector"])})]
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agent", default=None, help="a trained agent (ember rl train 2048 --save)")
+    parser.add_argument("--agent", default=None,
+                        help="a trained agent (ember rl train 2048 --save); default runs/rl/dqn-mlp.safetensors "
+                             "when it exists")
     parser.add_argument("--games", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--quick", action="store_true")
@@ -248,6 +267,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.quick and args.update_readme:
         parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    if args.agent is None and not args.quick and DEFAULT_AGENT.is_file():
+        args.agent = str(DEFAULT_AGENT)
+    return args
+
+
+def bench(args) -> Outcome:
     games = 20 if args.quick else args.games
     info = machine_info()
     print(f"machine: {machine_line(info)}", flush=True)
@@ -261,10 +286,23 @@ def main(argv=None) -> int:
     result["training"] = training_log(args.agent)
     print(f"evaluation over {games} games", flush=True)
     result["evaluation"] = evaluation(args.agent, games, args.seed)
-    out = Path(args.out) if args.out else results_path("rl_quick" if args.quick else "rl", 0)
+    out = Path(args.out) if args.out else results_path("rl", quick=args.quick)
     result["plots"] = plots(result, out) if not args.quick else []
-    publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme)
+    files = publish(MARKER, result, out, 0, render_idle, render_loaded, args.update_readme, chart)
+    return Outcome(headline(result), tuple(files))
+
+
+def run(options: RunOptions) -> Outcome:
+    return bench(parse_args(options.argv("rl")))
+
+
+def main(argv=None) -> int:
+    bench(parse_args(argv))
     return 0
+
+
+BENCHMARK = Benchmark(name="rl", title="2048: environment speed and the DQN agent against the baselines", run=run,
+                      marker=MARKER, rivals=())
 
 
 if __name__ == "__main__":
