@@ -187,6 +187,17 @@ def _owned_flags(grads, g, g_owned: bool) -> list[bool]:
     return flags
 
 
+# Callables that watch every graph walk (the data-parallel wrapper, to all-reduce gradient buckets as soon as the
+# walk has finished writing them). Each is called with the walk's nodes in the order they will run and returns None
+# (not interested) or a watcher: ``watcher.node_done(i)`` after node i has handed out its gradients and
+# ``watcher.walk_done()`` at the end. Nobody watching costs one truthiness test per walk and an empty loop per node.
+walk_observers: list = []
+
+
+def _watchers(order: list[Function]) -> list:
+    return [w for w in (observe(order) for observe in list(walk_observers)) if w is not None]
+
+
 def backward(root, grad, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (the gradient of some scalar w.r.t. ``root``) to every leaf that needs it.
 
@@ -202,7 +213,9 @@ def backward(root, grad, retain_graph: bool = False) -> None:
         root._accumulate_grad(grad, owned=False)
         return
     pending: dict[Function, tuple] = {top: (grad, False)}  # node -> (gradient of its output, owned)
-    for node in _topological_order(top):
+    order = _topological_order(top)
+    watchers = _watchers(order) if walk_observers else ()
+    for index, node in enumerate(order):
         entry = pending.pop(node, None)
         if entry is None:
             if not retain_graph:
@@ -247,3 +260,7 @@ def backward(root, grad, retain_graph: bool = False) -> None:
                 pending[parent] = (prev[0] + tg, True)
         if not retain_graph:
             node.release()
+        for watcher in watchers:
+            watcher.node_done(index)
+    for watcher in watchers:
+        watcher.walk_done()

@@ -1,4 +1,5 @@
-"""``ember train {mlp,lenet}``: train a classifier on an image dataset, report each epoch, save a checkpoint."""
+"""``ember train {mlp,lenet}``: train a classifier on an image dataset, report each epoch, save a checkpoint
+(``--distributed``: data-parallel over the processes of an MPI job, see ``dist.py``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,15 @@ from .common import (
     save_to_summary,
     say,
     training_logs,
+)
+from .dist import (
+    add_distributed_arg,
+    batch_words,
+    distributed,
+    epoch_means,
+    first_on_rank_zero,
+    nonfinite_policy,
+    summary_fields,
 )
 
 MODEL_DEFAULTS = {  # the reference recipes: Adam, lr 1e-3 with cosine decay; batch 128 (MLP) or 64 (LeNet-5)
@@ -53,6 +63,7 @@ def add_parser(sub) -> None:
         p.add_argument("--json", action="store_true", help="print each epoch as a JSON line too")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
         add_log_args(p, "epoch")
+        add_distributed_arg(p)
         p.set_defaults(run=run)
     train_kan.add_parser(models)
     train_gpt.add_parser(models)
@@ -69,6 +80,12 @@ def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: 
 
 
 def run(args) -> int:
+    with distributed(args) as world:
+        return train_classifier(args, world)
+
+
+def train_classifier(args, world=None) -> int:
+    """The run; ``world``: the MPI job's World with ``--distributed`` (each rank trains on its shard)."""
     import ember
 
     from ..data import DataLoader, image_classification
@@ -80,25 +97,35 @@ def run(args) -> int:
     check_log_args(args)
     ember.manual_seed(args.seed)
     download = not args.no_download
-    train_set, stats = image_classification(args.dataset, "train", args.data_dir, download)
-    test_set, _ = image_classification(args.dataset, "test", args.data_dir, download, stats=stats)
+    with first_on_rank_zero(world):
+        train_set, stats = image_classification(args.dataset, "train", args.data_dir, download)
+        test_set, _ = image_classification(args.dataset, "test", args.data_dir, download, stats=stats)
     model = build(args.model).to(device)  # built on the CPU, so its initial weights do not depend on the device
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum, args.weight_decay)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed, device=device)
+    if world is None:
+        net = model
+        train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed, device=device)
+    else:
+        from ..distributed import DistributedDataLoader, DistributedDataParallel
+
+        net = DistributedDataParallel(model, world)  # the same start on every rank, gradients averaged in backward
+        train_loader = DistributedDataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                                             device=device, world=world)
     scheduler = None
     if args.schedule == "cosine":
         scheduler = ember.optim.CosineAnnealingLR(optimizer, T_max=args.epochs * len(train_loader))
     test_loader = DataLoader(test_set, batch_size=1000, device=device)
     say(f"training {args.model} ({model.num_parameters():,} parameters) on {args.dataset}: "
         f"{len(train_set):,} train / {len(test_set):,} test images, {args.optimizer} lr {args.lr}, "
-        f"({args.schedule}), batch {args.batch_size}, {args.epochs} epochs, seed {args.seed}, on {device}")
+        f"({args.schedule}), {batch_words(args.batch_size, world)}, {args.epochs} epochs, seed {args.seed}, "
+        f"on {device}")
 
     start = time.perf_counter()
     with training_logs(args, "epoch") as logs:
         train_optimizer, report = log_epochs(logs, optimizer, epoch_reporter(args), len(train_set))
-        history = fit(model, train_optimizer, train_loader, test_loader, args.epochs, on_epoch=report,
+        history = fit(net, train_optimizer, train_loader, test_loader, args.epochs, on_epoch=epoch_means(report, world),
                       progress=not args.no_progress, scheduler=scheduler, scheduler_per_batch=True,
-                      on_nonfinite="skip" if args.skip_nonfinite else "stop")
+                      on_nonfinite=nonfinite_policy("skip" if args.skip_nonfinite else "stop", world))
         total = time.perf_counter() - start
     last = history[-1]
     summary = {
@@ -108,6 +135,7 @@ def run(args) -> int:
         "final_loss": round(last.loss, 6), "train_accuracy": round(last.train_accuracy, 6),
         "test_accuracy": round(last.test_accuracy, 6), "seconds": round(total, 2),
         "seconds_per_epoch": round(sum(s.seconds for s in history) / len(history), 3),
+        **summary_fields(args.batch_size, world),
     }
     status = 0
     if args.save:

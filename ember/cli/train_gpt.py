@@ -23,6 +23,7 @@ from .common import (
     say,
     training_logs,
 )
+from .dist import add_distributed_arg, distributed, summary_fields
 
 # flag -> (type, help); every flag defaults to None so that a resumed run can tell which were given
 FLAGS = {
@@ -88,6 +89,7 @@ def add_parser(models) -> None:
     p.add_argument("--json", action="store_true", help="print every log record as a JSON line too")
     p.add_argument("--no-progress", action="store_true")
     add_log_args(p, "logged iteration and evaluation (--resume appends after the saved iteration)")
+    add_distributed_arg(p)
     p.set_defaults(run=run)
 
 
@@ -104,9 +106,10 @@ def given_settings(args) -> dict:
     return given
 
 
-def make_trainer(args, device="cpu"):
+def make_trainer(args, device="cpu", world=None):
     """A new run (its settings validated before the output folder is touched) or a resumed one, on ``device``
-    (a resumed run may continue on another device than the one it started on)."""
+    (a resumed run may continue on another device than the one it started on); ``world``: data-parallel over the
+    ranks of an MPI job."""
     from ..train.lm import LMTrainConfig, LMTrainer
 
     given = given_settings(args)
@@ -121,7 +124,7 @@ def make_trainer(args, device="cpu"):
         given.pop("out", None)
         try:
             return LMTrainer.resume(args.out, given, download=not args.no_download, verify=not args.no_verify,
-                                    device=device)
+                                    device=device, world=world)
         except ValueError as exc:
             if isinstance(exc, (CheckpointError, DatasetError)):
                 raise
@@ -134,7 +137,7 @@ def make_trainer(args, device="cpu"):
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        return LMTrainer(config, download=not args.no_download, force=args.force, device=device)
+        return LMTrainer(config, download=not args.no_download, force=args.force, device=device, world=world)
     except (CheckpointError, DatasetError):
         raise
     except ValueError as exc:  # settings that do not fit together (e.g. n_embd not divisible by n_head)
@@ -142,8 +145,14 @@ def make_trainer(args, device="cpu"):
 
 
 def run(args) -> int:
+    with distributed(args) as world:
+        return train_lm(args, world)
+
+
+def train_lm(args, world=None) -> int:
+    """The run; ``world``: the MPI job's World with ``--distributed`` (--batch-size windows on each rank)."""
     check_log_args(args)
-    trainer = make_trainer(args, resolve_device(args.device))
+    trainer = make_trainer(args, resolve_device(args.device), world)
     for change in trainer.resume_changes:
         say(f"resume: {change}")
     c, corpus, model = trainer.config, trainer.corpus, trainer.model
@@ -151,7 +160,8 @@ def run(args) -> int:
     residual = "" if c.residual == "plain" else f", {c.residual} with {model.config.streams} streams"
     say(f"{what} gpt ({c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}{residual}, "
         f"{model.num_parameters():,} parameters) on {c.data}: {corpus.vocab_size} tokens in the vocabulary, "
-        f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens; batch {c.batch_size}x{c.grad_accum}, "
+        f"{len(corpus.train):,} train / {len(corpus.val):,} val tokens; batch {c.batch_size}x{c.grad_accum}"
+        f"{'' if world is None else f' per process x {world.size} processes'}, "
         f"{c.max_iters} iterations, AdamW lr {c.lr} -> {c.min_lr}; on {trainer.device}; saving to {c.out}")
 
     def report(record):
@@ -169,7 +179,8 @@ def run(args) -> int:
                "train_loss": evals[-1]["train_loss"] if evals else None,
                "val_loss": evals[-1]["val_loss"] if evals else None,
                "ms_per_iter": round(sum(r["ms_per_iter"] for r in steps) / len(steps), 2) if steps else None,
-               "skipped_steps": trainer.guard.skipped, "device": str(trainer.device), "out": c.out}
+               "skipped_steps": trainer.guard.skipped, "device": str(trainer.device), "out": c.out,
+               **summary_fields(c.batch_size * c.grad_accum, world)}
     print_json(summary)
     return 0
 

@@ -24,6 +24,16 @@ from .common import (
     say,
     training_logs,
 )
+from .dist import (
+    add_distributed_arg,
+    batch_words,
+    distributed,
+    epoch_means,
+    first_on_rank_zero,
+    nonfinite_policy,
+    refuse,
+    summary_fields,
+)
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -84,20 +94,25 @@ def add_parser(models) -> None:
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     add_log_args(p, "epoch (images) or logged step (tasks)")
+    add_distributed_arg(p)
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     import ember
 
-    device = resolve_device(args.device)
-    check_save_destination(args.save)
-    check_log_args(args)
-    ember.manual_seed(args.seed)
-    return _run_task(args, device) if args.task else _run_images(args, device)
+    if args.task:
+        refuse(args, f"--task {args.task} fits a function full-batch in one process; --distributed shares out "
+                     "the batches of an image dataset (--dataset)")
+    with distributed(args) as world:
+        device = resolve_device(args.device)
+        check_save_destination(args.save)
+        check_log_args(args)
+        ember.manual_seed(args.seed)
+        return _run_task(args, device) if args.task else _run_images(args, device, world)
 
 
-def _run_images(args, device) -> int:
+def _run_images(args, device, world=None) -> int:
     import numpy as np
 
     import ember
@@ -111,34 +126,45 @@ def _run_images(args, device) -> int:
         raise UsageError(f"{args.dataset} needs widths 784,...,10, got {','.join(map(str, widths))}")
     # pixels to [-1, 1], the grid's range (efficient-kan's MNIST normalisation)
     stats = (np.array([0.5], np.float32), np.array([0.5], np.float32))
-    train_set, _ = image_classification(args.dataset, "train", args.data_dir, not args.no_download, stats=stats)
-    test_set, _ = image_classification(args.dataset, "test", args.data_dir, not args.no_download, stats=stats)
+    with first_on_rank_zero(world):
+        train_set, _ = image_classification(args.dataset, "train", args.data_dir, not args.no_download, stats=stats)
+        test_set, _ = image_classification(args.dataset, "test", args.data_dir, not args.no_download, stats=stats)
     config = KANConfig(widths=widths, grid_size=args.grid_size, spline_order=args.spline_order,
                        grid_range=args.grid_range or (-1.0, 1.0))
     model = KAN(config).to(device)
     lr = args.lr or 1e-3
     opt = ember.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
-    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed, device=device)
+    net = model
+    if world is None:
+        loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed, device=device)
+    else:
+        from ..distributed import DistributedDataLoader, DistributedDataParallel
+
+        net = DistributedDataParallel(model, world)  # the same start on every rank, gradients averaged in backward
+        loader = DistributedDataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                                       device=device, world=world)
     sched = ember.optim.CosineAnnealingLR(opt, T_max=args.epochs * len(loader))
     say(f"training kan {list(widths)} (G={args.grid_size}, k={args.spline_order}, "
         f"{model.num_parameters():,} parameters) on {args.dataset}: AdamW lr {lr} (cosine), "
-        f"weight decay {args.weight_decay}, clip {args.grad_clip}, batch {args.batch_size}, {args.epochs} epochs, "
-        f"on {device}")
+        f"weight decay {args.weight_decay}, clip {args.grad_clip}, {batch_words(args.batch_size, world)}, "
+        f"{args.epochs} epochs, on {device}")
 
     start = time.perf_counter()
     test_loader = DataLoader(test_set, batch_size=1000, device=device)
     with training_logs(args, "epoch") as logs:
         train_opt, report = log_epochs(logs, opt, epoch_reporter(args), len(train_set), args.grad_clip)
-        history = fit(model, train_opt, loader, test_loader, args.epochs, on_epoch=report,
+        history = fit(net, train_opt, loader, test_loader, args.epochs, on_epoch=epoch_means(report, world),
                       progress=not args.no_progress, scheduler=sched, scheduler_per_batch=True,
-                      grad_clip=args.grad_clip or None, on_nonfinite="skip" if args.skip_nonfinite else "stop")
+                      grad_clip=args.grad_clip or None,
+                      on_nonfinite=nonfinite_policy("skip" if args.skip_nonfinite else "stop", world))
         seconds = time.perf_counter() - start
     last = history[-1]
     summary = {"event": "summary", "model": "kan", "widths": list(widths), "dataset": args.dataset,
                "grid_size": args.grid_size, "spline_order": args.spline_order, "epochs": args.epochs,
                "seed": args.seed, "device": str(device), "final_loss": round(last.loss, 6),
                "train_accuracy": round(last.train_accuracy, 6),
-               "test_accuracy": round(last.test_accuracy, 6), "seconds": round(seconds, 2)}
+               "test_accuracy": round(last.test_accuracy, 6), "seconds": round(seconds, 2),
+               **summary_fields(args.batch_size, world)}
     status = 0
     if args.save:
         extra = {"dataset": args.dataset, "test_accuracy": last.test_accuracy,

@@ -83,12 +83,13 @@ def evaluate(model, loader, loss_fn: Callable = F.cross_entropy) -> tuple[float,
 def fit(model, optimizer, train_loader, test_loader=None, epochs: int = 1, loss_fn: Callable = F.cross_entropy,
         on_epoch: Callable[[EpochStats], None] | None = None, progress: bool = True, scheduler=None,
         scheduler_per_batch: bool = False, grad_clip: float | None = None,
-        on_nonfinite: str = "stop") -> list[EpochStats]:
+        on_nonfinite: str | NonFiniteGuard = "stop") -> list[EpochStats]:
     """Train for ``epochs``; after each, evaluate on ``test_loader`` and call ``on_epoch(stats)``.
 
-    ``on_nonfinite``: "stop" (raise ``TrainingDiverged`` at the first NaN/inf loss) or "skip" the batch."""
+    ``on_nonfinite``: "stop" (raise ``TrainingDiverged`` at the first NaN/inf loss) or "skip" the batch, or a
+    guard that decides (data-parallel ranks use one that agrees with the other ranks)."""
     history = []
-    guard = NonFiniteGuard(on_nonfinite)
+    guard = on_nonfinite if isinstance(on_nonfinite, NonFiniteGuard) else NonFiniteGuard(on_nonfinite)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         desc = f"epoch {epoch}/{epochs}" if progress else None

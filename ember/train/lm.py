@@ -20,10 +20,17 @@ The device (``device=``, ``ember train gpt --device``) is not part of the run's 
 initialised on the CPU and moved, the data windows are drawn on the host and moved, and every state is
 saved from host copies, so a run saved on one device resumes on another. Only dropout's random stream
 is the device's own (on a GPU, CuPy's), and only the CPU's is saved.
+
+Data-parallel (``world=``, ``ember train gpt --distributed``): every rank draws each batch whole (``batch_size``
+windows per rank, from the same generator) and trains on its slice, gradients averaged over the ranks; the loss
+that is reported and checked is the mean over the ranks, and each evaluation batch is split the same way. So N
+ranks with ``batch_size`` B train as one process with N·B would. Rank 0 alone writes the output folder; every
+rank reads it to resume. Dropout draws the same masks on every rank (one seed), for its own windows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -136,15 +143,18 @@ class LMTrainer:
     """
 
     def __init__(self, config: LMTrainConfig, corpus: TextCorpus | None = None, download: bool = True,
-                 force: bool = False, device="cpu", _resumed: _SavedRun | None = None):
+                 force: bool = False, device="cpu", _resumed: _SavedRun | None = None, world=None):
         self.config = c = config
         self.device = backend.device(device)  # not part of the config: a run saved on one device resumes on any
+        self.world = world  # an ember.distributed World: data-parallel over its ranks (None: this process alone)
+        self.writes = world is None or world.is_main  # only rank 0 writes the output folder
         out = Path(c.out) if c.out else None
-        if out is not None and _resumed is None:
+        if out is not None and _resumed is None and self.writes:
             check_new_run_folder(out, force)
         if corpus is None:
             tokenizer = _resumed.tokenizer if _resumed else c.tokenizer
-            corpus = load_corpus(c.data, tokenizer, c.vocab_size, data_dir=c.data_dir, download=download)
+            with world.rank_zero_first() if world is not None else contextlib.nullcontext():  # one download
+                corpus = load_corpus(c.data, tokenizer, c.vocab_size, data_dir=c.data_dir, download=download)
         check_corpus_fits(corpus, c.block_size)
         self.corpus = corpus
         backend.manual_seed(c.seed)
@@ -155,6 +165,11 @@ class LMTrainer:
         # after the move, so its state (and a restored state) lives on the parameters' device
         self.model.to(dtype=c.dtype, device=self.device)
         self.optimizer = self.model.configure_optimizer(c.lr, c.weight_decay, (c.beta1, c.beta2))
+        self.ddp = None
+        if world is not None:  # before anything is written: the ranks must have built the same model
+            from ..distributed import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(self.model, world)  # averages the gradients inside backward()
         self.guard = NonFiniteGuard(c.on_nonfinite)
         self.data_rng = np.random.default_rng(c.seed)
         self.iter = 0
@@ -177,25 +192,27 @@ class LMTrainer:
                               "for bit the uninterrupted one", stacklevel=2)
             self.history = _resumed.log
             self.resume_changes = _resumed.changes
-            _write_log(out / LOG_FILE, self.history)  # drop what the log recorded after the saved state
-        elif out is not None:
+            if self.writes:
+                _write_log(out / LOG_FILE, self.history)  # drop what the log recorded after the saved state
+        elif out is not None and self.writes:
             start_run_folder(out, corpus.tokenizer)
 
     @classmethod
     def resume(cls, out: str | os.PathLike, overrides: dict | None = None, corpus: TextCorpus | None = None,
-               download: bool = True, verify: bool = True, device="cpu") -> LMTrainer:
+               download: bool = True, verify: bool = True, device="cpu", world=None) -> LMTrainer:
         """Continue the run saved in ``out`` exactly where its last save left it.
 
         The run keeps the settings it was started with; ``overrides`` may change only the fields in
         RESUMABLE_OVERRIDES (how long it goes on, how it reports), and ``resume_changes`` lists what
         they changed. ``verify`` checks the saved tensors' content hashes. ``device``: where to continue (states
-        are saved from host copies, so a run may move between devices when it resumes)."""
+        are saved from host copies, so a run may move between devices when it resumes). ``world``: continue
+        data-parallel over its ranks."""
         out = Path(out)
         arrays, opt_state, state = read_train_state(out / STATE_FILE, verify)
         config, changes = resumed_config(state.get("config", {}), {**(overrides or {}), "out": str(out)})
         log = _read_log(out / LOG_FILE, upto=int(state["iter"]))
         saved = _SavedRun(load_tokenizer(out / TOKENIZER_FILE), arrays, opt_state, state, log, changes)
-        return cls(config, corpus, download, device=device, _resumed=saved)
+        return cls(config, corpus, download, device=device, _resumed=saved, world=world)
 
     # -- one iteration ------------------------------------------------------------------------
     def train_step(self, batches=None) -> float | None:
@@ -212,14 +229,15 @@ class LMTrainer:
         total = 0.0
         for micro in range(c.grad_accum):
             if batches is None:
-                x, y = random_windows(self.corpus.train, c.batch_size, c.block_size, self.data_rng)
+                x, y = self._windows(self.corpus.train, self.data_rng)
             else:
                 x, y = batches[micro]
             _, loss = model(*self._on_device(x, y))
-            value = loss.item()
+            value = self._mean_over_ranks(loss.item())
             if not self.guard.ok(value, f"iteration {self.iter + 1}"):
                 return self._skip_step()
-            (loss * (1.0 / c.grad_accum) if c.grad_accum > 1 else loss).backward()
+            with self._averaging_gradients(micro == c.grad_accum - 1):
+                (loss * (1.0 / c.grad_accum) if c.grad_accum > 1 else loss).backward()
             total += value
         if c.grad_clip:
             norm = float(clip_grad_norm_(model.parameters(), c.grad_clip))
@@ -230,6 +248,30 @@ class LMTrainer:
         opt.zero_grad()
         self.iter += 1
         return total / c.grad_accum
+
+    def _windows(self, ids: np.ndarray, rng: np.random.Generator):
+        """This rank's part of one batch: every rank draws the whole batch (``batch_size`` windows per rank) from
+        the same generator and keeps its slice, so together the ranks see what one process with all of it would."""
+        c = self.config
+        ranks = 1 if self.world is None else self.world.size
+        x, y = random_windows(ids, c.batch_size * ranks, c.block_size, rng)
+        if ranks == 1:
+            return x, y
+        mine = slice(self.world.rank * c.batch_size, (self.world.rank + 1) * c.batch_size)
+        return x[mine], y[mine]
+
+    def _mean_over_ranks(self, value):
+        """A loss (or a list of losses) averaged over the ranks: every rank then decides and reports alike."""
+        if self.world is None:
+            return value
+        means = self.world.all_reduce(np.atleast_1d(np.asarray(value, dtype=np.float64)).copy(), "mean")
+        return means.tolist() if isinstance(value, list) else float(means[0])
+
+    def _averaging_gradients(self, last_micro_batch: bool):
+        """Gradients are averaged over the ranks once per step, in the last micro-batch's backward."""
+        if self.ddp is None or last_micro_batch:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
 
     def _on_device(self, *arrays) -> tuple[Tensor, ...]:
         """Token windows (drawn on the host, so the data stream is the same on every device) as tensors on the
@@ -251,9 +293,8 @@ class LMTrainer:
         out = {}
         for index, (split, ids) in enumerate((("train", self.corpus.train), ("val", self.corpus.val))):
             rng = np.random.default_rng([c.seed, index])
-            losses = [float(self.model(*self._on_device(*random_windows(ids, c.batch_size, c.block_size, rng)))[1])
-                      for _ in range(c.eval_iters)]
-            out[split] = float(np.mean(losses))
+            losses = [float(self.model(*self._on_device(*self._windows(ids, rng)))[1]) for _ in range(c.eval_iters)]
+            out[split] = float(np.mean(self._mean_over_ranks(losses)))
         self.model.train()
         return out
 
@@ -263,7 +304,7 @@ class LMTrainer:
         logging and saving as configured; returns the log records."""
         c = self.config
         stop = c.max_iters if until is None else min(until, c.max_iters)
-        tokens_per_iter = c.batch_size * c.block_size * c.grad_accum
+        tokens_per_iter = c.batch_size * c.block_size * c.grad_accum * (1 if self.world is None else self.world.size)
         bar = tqdm(total=c.max_iters, initial=self.iter, desc="train gpt", file=sys.stderr, dynamic_ncols=True,
                    disable=not progress, unit="it")
         recent: list[float] = []
@@ -274,7 +315,7 @@ class LMTrainer:
                 self._record({"event": "eval", "iter": self.iter, "train_loss": losses["train"],
                               "val_loss": losses["val"], "lr": c.lr_at(self.iter), "elapsed_s": self.elapsed},
                              on_record)
-                if c.out and self.iter > 0:
+                if c.out and self.iter > 0 and self.writes:
                     self.save()
             if self.iter >= stop:
                 break
@@ -303,7 +344,7 @@ class LMTrainer:
 
     def _record(self, record: dict, on_record) -> None:
         self.history.append(record)
-        if self.config.out:
+        if self.config.out and self.writes:
             with open(Path(self.config.out) / LOG_FILE, "a", encoding="utf-8") as f:
                 f.write(dumps(record) + "\n")
         if on_record is not None:

@@ -1,0 +1,58 @@
+"""Under mpirun: one data-parallel step (SGD) of an MLP (float32 and float64), a LeNet-5 and a tiny GPT, each rank
+on its half of a batch of 2B rows, with different initial weights per rank (rank 0's must win) and several bucket
+layouts; every rank writes its parameters after the step to <out>/<case>-rank<r>.npz."""
+
+import sys
+
+import numpy as np
+
+import ember
+import ember.distributed as dist
+from ember.models import GPT, MLP, GPTConfig, LeNet5
+from ember.nn import functional as F
+
+out = sys.argv[1]
+world = dist.init(timeout=60)
+B = 4  # rows per rank
+
+
+def batch(case: str):
+    rng = np.random.default_rng(0)
+    if case.startswith("mlp"):
+        dtype = "float64" if case.endswith("64") else "float32"
+        return rng.standard_normal((2 * B, 12)).astype(dtype), rng.integers(0, 5, 2 * B)
+    if case == "lenet":
+        return rng.standard_normal((2 * B, 1, 28, 28)).astype("float32"), rng.integers(0, 10, 2 * B)
+    return rng.integers(0, 11, (2 * B, 8)), rng.integers(0, 11, (2 * B, 8))
+
+
+def model_for(case: str):
+    ember.manual_seed(100 + world.rank)  # every rank starts from other weights
+    if case.startswith("mlp"):
+        return MLP(sizes=(12, 16, 8, 5)).to(dtype="float64" if case.endswith("64") else "float32")
+    if case == "lenet":
+        return LeNet5()
+    return GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=1, n_head=2, n_embd=8))
+
+
+def loss_of(model, case, x, y):
+    if case == "gpt":
+        return model(ember.Tensor(x), ember.Tensor(y))[1]
+    return F.cross_entropy(model(ember.Tensor(x)), ember.Tensor(y))
+
+
+CASES = [("mlp32", dict(overlap=True)), ("mlp64", dict(overlap=True, bucket_cap_mb=0.0005)),
+         ("mlp64-end", dict(overlap=False, bucket_cap_mb=0.0005)), ("lenet", dict(overlap=True, bucket_cap_mb=0.01)),
+         ("gpt", dict(overlap=True, bucket_cap_mb=0.001))]
+for case, options in CASES:
+    kind = case.split("-")[0]
+    model = model_for(kind)
+    ddp = dist.DistributedDataParallel(model, **options)
+    opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = batch(kind)
+    mine = slice(world.rank * B, (world.rank + 1) * B)
+    opt.zero_grad()
+    loss_of(ddp, kind, x[mine], y[mine]).backward()
+    opt.step()
+    ddp.close()
+    np.savez(f"{out}/{case}-rank{world.rank}.npz", **{k: v.numpy() for k, v in model.state_dict().items()})

@@ -1,0 +1,153 @@
+"""Two real processes under ``mpirun -np 2`` on 127.0.0.1: collectives, shards, a data-parallel step against one
+process with the doubled batch, the Gram matrix summed over ranks against one process, and jobs that fail."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from mpi_jobs import explain, needs_mpi, run_mpi
+
+import ember
+from ember.elm.features import RandomProjection
+from ember.elm.learners import ELMClassifier, Ensemble
+from ember.models import GPT, MLP, GPTConfig, LeNet5
+from ember.nn import functional as F
+
+pytestmark = needs_mpi
+
+
+@pytest.fixture(scope="module")
+def basics(tmp_path_factory):
+    out = tmp_path_factory.mktemp("basics")
+    proc = run_mpi(["basics.py", str(out)])
+    assert proc.returncode == 0, explain(proc)
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_world_from_the_launcher(basics):
+    assert [(g["rank"], g["size"], g["local_rank"], g["local_size"]) for g in basics] == [(0, 2, 0, 2), (1, 2, 1, 2)]
+
+
+def test_collectives_give_every_rank_the_combined_arrays(basics):
+    for got in basics:
+        base = np.arange(6, dtype=np.float32).reshape(2, 3)
+        np.testing.assert_array_equal(got["sum"], base * 1 + base * 2)
+        assert got["mean"] == [1.5] * 4
+        assert got["max"] == [1, 0] and got["min"] == [0, -1]
+        assert got["strided"] == [[3.0, 3.0]] * 3
+        assert got["broadcast_from_last"] == (np.arange(5) * 11).tolist()
+        assert got["all_gather"] == [[0, 0], [1, 10]]
+        assert got["objects"] == [{"rank": 0, "word": ""}, {"rank": 1, "word": "abc"}]
+        assert got["object_from_0"] == {"from": 0}
+        assert got["big_sum_min_max"] == [2.0, 2.0]
+    assert basics[0]["reduce"] == [3.0] * 3  # the root holds the sum
+    assert basics[1]["reduce"] == [2.0] * 3  # the other rank's buffer only sent
+
+
+def test_loader_shards_are_disjoint_and_cover_each_epoch(basics):
+    assert basics[0]["batches_per_epoch"] == basics[1]["batches_per_epoch"] == 7  # ceil(52 / 8)
+    for epoch in range(2):
+        shards = [[i for b in got["epochs"][epoch] for i in b] for got in basics]
+        assert len(shards[0]) == len(shards[1]) == 52  # ceil(103 / 2): one index repeated as padding
+        assert set(shards[0]) | set(shards[1]) == set(range(103))
+        assert len(set(shards[0]) & set(shards[1])) <= 1
+    assert basics[0]["epochs"][0] != basics[0]["epochs"][1]  # a new permutation each epoch
+
+
+def _reference_step(case: str):
+    """The same step in this process: rank 0's initial weights, the whole batch of 2B rows."""
+    rng = np.random.default_rng(0)
+    ember.manual_seed(100)
+    if case.startswith("mlp"):
+        dtype = "float64" if "64" in case else "float32"
+        x, y = rng.standard_normal((8, 12)).astype(dtype), rng.integers(0, 5, 8)
+        model = MLP(sizes=(12, 16, 8, 5)).to(dtype=dtype)
+        loss = lambda: F.cross_entropy(model(ember.Tensor(x)), ember.Tensor(y))  # noqa: E731
+    elif case == "lenet":
+        x, y = rng.standard_normal((8, 1, 28, 28)).astype("float32"), rng.integers(0, 10, 8)
+        model = LeNet5()
+        loss = lambda: F.cross_entropy(model(ember.Tensor(x)), ember.Tensor(y))  # noqa: E731
+    else:
+        x, y = rng.integers(0, 11, (8, 8)), rng.integers(0, 11, (8, 8))
+        model = GPT(GPTConfig(block_size=8, vocab_size=11, n_layer=1, n_head=2, n_embd=8))
+        loss = lambda: model(ember.Tensor(x), ember.Tensor(y))[1]  # noqa: E731
+    opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt.zero_grad()
+    loss().backward()
+    opt.step()
+    return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def data_parallel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    proc = run_mpi(["data_parallel.py", str(out)])
+    assert proc.returncode == 0, explain(proc)
+    return out
+
+
+@pytest.mark.parametrize("case, tol", [("mlp32", 1e-6), ("mlp64", 1e-12), ("mlp64-end", 1e-12), ("lenet", 1e-6),
+                                       ("gpt", 1e-6)])
+def test_a_data_parallel_step_equals_one_process_with_the_doubled_batch(data_parallel, case, tol):
+    expected = _reference_step(case.split("-")[0])
+    ranks = [dict(np.load(data_parallel / f"{case}-rank{r}.npz")) for r in range(2)]
+    assert ranks[0].keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_allclose(ranks[0][name], value, rtol=tol, atol=tol, err_msg=name)
+        np.testing.assert_array_equal(ranks[1][name], ranks[0][name], err_msg=f"{name}: the replicas differ")
+
+
+def test_the_gram_matrix_summed_over_ranks_gives_the_single_process_solution(tmp_path):
+    proc = run_mpi(["forward_only.py", str(tmp_path)])
+    assert proc.returncode == 0, explain(proc)
+    ranks = [dict(np.load(tmp_path / f"rank{r}.npz")) for r in range(2)]
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1100, 1, 6, 6)).astype(np.float32)
+    y = (X.reshape(1100, -1)[:, :3].sum(axis=1) > 0).astype(np.int64) + 2 * (X[:, 0, 0, 0] > 1)
+
+    def elm(seed, lam="gcv", views=0):
+        return ELMClassifier(RandomProjection(48, "relu", seed), lam=lam, chunk=128, shift_views=views)
+
+    on_root, everywhere = elm(1).fit(X, y), elm(2, lam=0.5, views=4).fit(X, y)
+    ensemble = Ensemble([elm(10 + m) for m in range(3)]).fit(X, y)
+    for got in ranks:
+        assert float(got["root_lam"]) == pytest.approx(on_root.readout.lam, rel=1e-9)
+        np.testing.assert_allclose(got["root_W"], on_root.readout.W, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(got["root_bias"], on_root.readout.bias, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(got["every_W"], everywhere.readout.W, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(got["every_bias"], everywhere.readout.bias, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(got["spread_scores"], ensemble.decision_function(X[:50]), rtol=1e-10,
+                                   atol=1e-12)
+        assert float(got["root_accuracy"]) == on_root.score(X, y)
+
+
+def test_a_rank_that_raises_ends_the_job_with_its_message_on_every_rank():
+    started = time.monotonic()
+    proc = run_mpi(["failing.py", "raise", "30"], timeout=60)
+    seconds = time.monotonic() - started
+    assert proc.returncode != 0
+    assert "rank 1 of 2" in proc.stderr and "failed (RuntimeError: rank one broke on purpose)" in proc.stderr
+    assert "rank 0 of 2" in proc.stderr and \
+        "rank 1 failed (RuntimeError: rank one broke on purpose) while waiting in all_reduce" in proc.stderr
+    assert "reached the end" not in proc.stdout
+    assert seconds < 30  # ended by the notice, not by the timeout
+
+
+def test_a_rank_that_never_joins_ends_the_job_after_the_timeout():
+    started = time.monotonic()
+    proc = run_mpi(["failing.py", "hang", "3"], timeout=60)
+    seconds = time.monotonic() - started
+    assert proc.returncode != 0
+    assert "rank 0 of 2" in proc.stderr and "all_reduce (3 float64) did not complete within 3 s" in proc.stderr
+    assert seconds < 25  # 3 s, the acknowledgement wait, the start-up: far below rank 1's 30 s sleep
+
+
+def test_models_of_other_shapes_are_refused_at_start_up_on_every_rank():
+    proc = run_mpi(["failing.py", "mismatch", "30"], timeout=60)
+    assert proc.returncode != 0
+    message = "the model on rank 1 differs from rank 0's: parameter net.1.weight of shape (24, 8)"
+    assert proc.stderr.count(message) == 2, explain(proc)  # raised together on both ranks: no abort needed
+    assert "reached the end" not in proc.stdout
