@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for reference_numpy
 
 import ember.nn.functional as F
 from ember import kernels
+from ember.testing.torch_models import torch_twin
 from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, accuracy_epochs, add_load_argument,
                                 background_load, cycling, describe_load, load_record, machine_info, machine_line,
                                 publish, results_path, rounds, streaming)
@@ -54,22 +55,6 @@ WARMUP_STEPS = 5
 # the dry run: MNIST only, one epoch on a subset, 2 rounds of a few steps (seconds, not minutes)
 QUICK = {"datasets": ["mnist"], "epochs": 1, "rounds": 2, "train_subset": 2048, "test_subset": 1000,
          "steps_per_round": {"mlp": 8, "lenet": 4}, "warmup": 2}
-
-
-def torch_twin(torch, kind: str, model):
-    """The same network in PyTorch, with ember's initial weights copied in."""
-    nn = torch.nn
-    if kind == "mlp":
-        net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
-                            nn.Linear(128, 10))
-    else:
-        net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-                            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
-                            nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
-    with torch.no_grad():
-        for tp, p in zip(net.parameters(), model.parameters()):
-            tp.copy_(torch.from_numpy(p.numpy().copy()))
-    return net
 
 
 class EmberRunner:

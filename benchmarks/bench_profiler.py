@@ -80,18 +80,9 @@ def torch_twin(torch, kind: str, model):
         from ember.testing.torch_gpt import build_torch_gpt, copy_gpt_weights
 
         return copy_gpt_weights(torch, model, build_torch_gpt(torch, model.config), torch.float32)
-    nn = torch.nn
-    if kind == "mlp":
-        net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
-                            nn.Linear(128, 10))
-    else:
-        net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5),
-                            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(),
-                            nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
-    with torch.no_grad():
-        for tp, p in zip(net.parameters(), model.parameters()):
-            tp.copy_(torch.from_numpy(p.numpy().copy()))
-    return net
+    from ember.testing.torch_models import torch_twin as mlp_or_lenet
+
+    return mlp_or_lenet(torch, kind, model)
 
 
 def torch_step(torch, kind: str, net, batch):

@@ -273,6 +273,16 @@ class _QuantizedInput:
             return x
         return fake_quantize(x, self.input_scale.data, self.input_zero_point.data)
 
+    def _take_weights(self, layer, shared=None):
+        """The float layer's weight as int8 codes and scales, its bias as it is."""
+        _register_int8(self, "weight", layer.weight.data, shared)
+        self.register_parameter("bias", None if layer.bias is None else nn.Parameter(layer.bias.data.copy()))
+        return self
+
+    @property
+    def weight(self) -> Tensor:
+        return Tensor(_dequantized(self, "weight"))
+
 
 class QuantizedLinear(_QuantizedInput, nn.Module):
     """``Linear`` with int8 weights and per-output-channel scales (bias float32); inference only.
@@ -291,14 +301,7 @@ class QuantizedLinear(_QuantizedInput, nn.Module):
 
     @classmethod
     def from_float(cls, layer: nn.Linear, shared=None) -> QuantizedLinear:
-        new = cls(layer.in_features, layer.out_features)
-        _register_int8(new, "weight", layer.weight.data, shared)
-        new.register_parameter("bias", None if layer.bias is None else nn.Parameter(layer.bias.data.copy()))
-        return new
-
-    @property
-    def weight(self) -> Tensor:
-        return Tensor(_dequantized(self, "weight"))
+        return cls(layer.in_features, layer.out_features)._take_weights(layer, shared)
 
     def forward(self, x):
         return F.linear(self.quantize_input(x), self.weight, self.bias)
@@ -321,14 +324,7 @@ class QuantizedConv2d(_QuantizedInput, nn.Module):
 
     @classmethod
     def from_float(cls, layer: nn.Conv2d, shared=None) -> QuantizedConv2d:
-        new = cls(layer)
-        _register_int8(new, "weight", layer.weight.data, shared)
-        new.register_parameter("bias", None if layer.bias is None else nn.Parameter(layer.bias.data.copy()))
-        return new
-
-    @property
-    def weight(self) -> Tensor:
-        return Tensor(_dequantized(self, "weight"))
+        return cls(layer)._take_weights(layer, shared)
 
     def forward(self, x):
         return F.conv2d(self.quantize_input(x), self.weight, self.bias, self.stride, self.padding, self.dilation,

@@ -16,7 +16,7 @@ def constant_q_agent(online_q, target_q, double=True) -> DQNAgent:
     """An 'actions'-head agent whose networks output the same Q-values for every board: weights zero, last bias q."""
     agent = DQNAgent(DQNConfig(head="actions", hidden=(8,), double=double))
     for net, q in ((agent.online, online_q), (agent.target, target_q)):
-        for name, p in net.named_parameters():
+        for p in net.parameters():
             p.data[...] = 0
         last = [p for name, p in net.named_parameters() if name.endswith("bias")][-1]
         last.data[...] = np.asarray(q, dtype=np.float32)

@@ -50,3 +50,19 @@ def gelu_drift(model, tokens: int | None = None, seed: int = 0) -> dict:
         model.train(was_training)
     return {"tokens": tokens, "max_abs": float(np.abs(exact - approx).max()), "scale": float(np.abs(exact).max()),
             "argmax_changed": int((exact.argmax(-1) != approx.argmax(-1)).sum())}
+
+
+def check_single_stream_gpt(model, export: str, architecture: str, not_a_gpt: str):
+    """The checks every GPT-only format shares: an ember GPT (``not_a_gpt`` says what else to do), with one
+    residual stream (hyper-connections mix n streams with per-token maps no single-stream graph can hold)."""
+    from ...models.gpt import GPT
+
+    if not isinstance(model, GPT):
+        raise ExportError(f"{export} export: expected an ember GPT, got {type(model).__name__} ({not_a_gpt})")
+    config = model.config
+    if config.residual != "plain":
+        raise ExportError(
+            f"{export} export: the model has hyper-connections (residual={config.residual!r}, {config.streams} "
+            f"streams); {architecture} has one residual stream, and the per-token maps that mix the streams cannot "
+            "be folded into its weights. Export it with --format onnx, which carries the hyper-connections.")
+    return config

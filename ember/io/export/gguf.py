@@ -32,7 +32,7 @@ import numpy as np
 
 from ...text.bpe import bytes_to_unicode
 from ..atomic import atomic_path
-from .common import ExportError, ExportWarning, gelu_drift, require
+from .common import ExportError, ExportWarning, check_single_stream_gpt, gelu_drift, require
 
 END_OF_TEXT = "<|endoftext|>"
 NORMAL, CONTROL, UNUSED = 1, 3, 5  # llama.cpp's token types
@@ -90,19 +90,10 @@ def export_gguf(model, tokenizer, path: str | os.PathLike, dtype: str = "f32", a
 
 
 def _check_exportable(model, dtype: str, allow_approx: bool):
-    from ...models.gpt import GPT
-
-    if not isinstance(model, GPT):
-        raise ExportError(f"GGUF export: expected an ember GPT, got {type(model).__name__} (llama.cpp's gpt2 "
-                          "architecture is a GPT; export other models with --format onnx)")
     if dtype not in ("f32", "f16"):
         raise ExportError(f"GGUF export: dtype must be 'f32' or 'f16', got {dtype!r}")
-    config = model.config
-    if config.residual != "plain":
-        raise ExportError(
-            f"GGUF export: the model has hyper-connections (residual={config.residual!r}, {config.streams} streams); "
-            "llama.cpp's gpt2 graph has one residual stream, and the per-token maps that mix the streams cannot be "
-            "folded into its weights. Export it with --format onnx, which carries the hyper-connections.")
+    config = check_single_stream_gpt(model, "GGUF", "llama.cpp's gpt2 graph",
+                                     "llama.cpp's gpt2 architecture is a GPT; export other models with --format onnx")
     if config.gelu != "tanh":
         drift = gelu_drift(model)
         message = (f"GGUF export: the model uses the exact (erf) GELU, llama.cpp computes the tanh form; on a probe "

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..atomic import _active, _default_mode, _host, orphaned_temporaries
 from ..hf_import import LAYER_NORM_EPS, gpt2_parameter_table
-from .common import ExportError
+from .common import ExportError, check_single_stream_gpt
 
 GELU_NAMES = {"none": "gelu", "tanh": "gelu_new"}
 DTYPES = {"f32": (np.float32, "float32"), "f16": (np.float16, "float16")}
@@ -90,19 +90,10 @@ def hf_tensors(model, dtype: str = "f32") -> dict[str, np.ndarray]:
 
 
 def _check_exportable(model, tokenizer, dtype: str):
-    from ...models.gpt import GPT
-
-    if not isinstance(model, GPT):
-        raise ExportError(f"HF export: expected an ember GPT, got {type(model).__name__} (GPT-2 is the Hugging "
-                          "Face layout ember writes; export other models with --format onnx)")
     if dtype not in DTYPES:
         raise ExportError(f"HF export: dtype must be 'f32' or 'f16', got {dtype!r}")
-    config = model.config
-    if config.residual != "plain":
-        raise ExportError(
-            f"HF export: the model has hyper-connections (residual={config.residual!r}, {config.streams} streams); "
-            "GPT-2 has one residual stream, and the per-token maps that mix the streams cannot be folded into its "
-            "weights. Export it with --format onnx, which carries the hyper-connections.")
+    config = check_single_stream_gpt(model, "HF", "GPT-2", "GPT-2 is the Hugging Face layout ember writes; export "
+                                                           "other models with --format onnx")
     eps = {float(m.eps) for name, m in model.named_modules() if name.split(".")[-1] in ("ln_1", "ln_2", "ln_f")}
     if eps != {LAYER_NORM_EPS}:
         raise ExportError(f"HF export: the LayerNorms' eps {sorted(eps)} is not GPT-2's single layer_norm_epsilon "
