@@ -31,7 +31,8 @@ from ember.rl import baselines as B
 from ember.rl.envs import game2048 as G
 
 MARKER = "bench_rl"
-DEFAULT_AGENT = Path(__file__).resolve().parent.parent / "runs" / "rl" / "dqn-mlp.safetensors"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_AGENT = REPO / "runs" / "rl" / "dqn-mlp.safetensors"
 
 
 # -- a plain-Python 2048, the obvious way ---------------------------------------------------------------------
@@ -225,7 +226,9 @@ def render_idle(r: dict, path: str):
                      f"{e['rate_2048']:.1%} | {tiles} |")
     t = r.get("training")
     if t:
-        lines.append(f"\nTraining (`{r['agent']}`): {t['moves']:,} moves and {t['updates']:,} gradient steps in "
+        agent = Path(r["agent"])
+        shown_agent = agent.relative_to(REPO) if agent.is_absolute() and agent.is_relative_to(REPO) else agent
+        lines.append(f"\nTraining (`{shown_agent}`): {t['moves']:,} moves and {t['updates']:,} gradient steps in "
                      f"{t['seconds'] / 60:.0f} minutes ({t['moves_per_s']:,.0f} moves/s, {t['updates_per_s']:.0f} "
                      "gradient steps/s).")
     return meta, "\n".join(lines)
