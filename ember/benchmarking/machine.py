@@ -61,14 +61,20 @@ def blas() -> dict:
         return {"library": numpy_build_blas(), "version": None, "kernels": None, "threading": None,
                 "source": "numpy build configuration (threadpoolctl found no BLAS loaded)"}
     numpy_pool = next((p for p in pools if "numpy" in p.get("filepath", "")), pools[0])
-    return {"library": numpy_pool.get("internal_api"), "version": numpy_pool.get("version"),
+    return {"library": _library_name(numpy_pool.get("internal_api")), "version": numpy_pool.get("version"),
             "kernels": numpy_pool.get("architecture"), "threading": numpy_pool.get("threading_layer"),
             "source": "threadpoolctl"}
 
 
+def _library_name(internal_api: str | None) -> str | None:
+    """threadpoolctl's name for a BLAS, with the builds of one library under one name: some threadpoolctl versions
+    call the OpenBLAS that NumPy and SciPy wheels bundle "scipy-openblas"."""
+    return "openblas" if internal_api and "openblas" in internal_api else internal_api
+
+
 def numpy_build_blas() -> str | None:
     try:
-        return np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+        return _library_name(np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"])
     except Exception:  # older NumPy, or a build that does not say: not worth failing a benchmark for
         return None
 
@@ -79,7 +85,7 @@ def openblas_kernels() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "unknown (threadpoolctl not installed)"
-    found = {i.get("architecture") or "?" for i in threadpool_info() if i["internal_api"] == "openblas"}
+    found = {i.get("architecture") or "?" for i in threadpool_info() if _library_name(i["internal_api"]) == "openblas"}
     return ",".join(sorted(found)) or "none (NumPy's BLAS is not OpenBLAS)"
 
 
