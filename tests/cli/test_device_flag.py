@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-from test_cli import write_mnist
 
 import ember
 from ember.cli.main import main
@@ -18,18 +17,6 @@ FAST = ["--epochs", "1", "--batch-size", "64", "--no-progress", "--json", "--no-
 GPT_TINY = ["--tokenizer", "char", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
             "--batch-size", "4", "--eval-iters", "2", "--eval-interval", "5", "--warmup-iters", "2", "--no-progress",
             "--json"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(write_mnist(tmp_path_factory.mktemp("device") / "data"))
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "words.txt"
-    path.write_text(" ".join(np.random.default_rng(0).choice(["ab", "cd", "ef", "gh"], 2000)), encoding="utf-8")
-    return path
 
 
 def records(capsys) -> list[dict]:

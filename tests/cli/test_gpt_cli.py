@@ -6,21 +6,12 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from ember.cli.main import main
 
 TINY = ["--tokenizer", "char", "--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "16",
         "--batch-size", "4", "--eval-iters", "2", "--eval-interval", "5", "--warmup-iters", "2", "--no-progress"]
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "words.txt"
-    rng = np.random.default_rng(0)
-    path.write_text(" ".join(rng.choice(["ab", "cd", "ef", "gh"], 2000)), encoding="utf-8")
-    return path
 
 
 def json_lines(out: str) -> list[dict]:

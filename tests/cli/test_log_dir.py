@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-from test_cli import write_mnist
 
 from ember.cli.main import main
 from ember.io.jsonl import read_jsonl
@@ -23,18 +22,6 @@ GPT_TINY = ["--tokenizer", "char", "--n-layer", "1", "--n-head", "2", "--n-embd"
             "--log-interval", "1", "--json"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TRAIN_IMAGES = 512  # write_mnist's default
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(write_mnist(tmp_path_factory.mktemp("logs") / "data"))
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "words.txt"
-    path.write_text(" ".join(np.random.default_rng(0).choice(["ab", "cd", "ef", "gh"], 2000)), encoding="utf-8")
-    return path
 
 
 def printed(capsys) -> list[dict]:
