@@ -57,6 +57,7 @@ _clock = time.perf_counter_ns
 _shape_of = operator.attrgetter("data.shape")  # a tensor's shape, read in C (cheaper than a comprehension)
 _thread_id = threading.get_native_id
 _active: profile | None = None  # the running profile (one per process at a time)
+_active_apply: list = [None]  # the running profile's wrapper of ``tensor.apply`` (where a stale wrapper sends ops)
 _active_lock = threading.Lock()
 
 
@@ -191,9 +192,9 @@ def _modules_holding(obj, name: str, since: int = 0):
 
 class _ApplyHolders:
     """The modules that hold ``tensor.apply`` by name, remembered between profiles: scanning every loaded module
-    (thousands once PyTorch is imported beside ember) at the start of every profile cost about 1 ms; now a profile
-    starts by scanning only the modules imported since the last one. (The exit still scans them all: a module
-    loaded earlier may have imported the profiled ``apply`` meanwhile, and must get the original back.)"""
+    (thousands once PyTorch is imported beside ember) cost about 1 ms at each start and each exit; now a profile
+    starts by scanning only the modules imported since the last one, and ends by scanning only those imported
+    while it ran (``_Hooks.remove``)."""
 
     def __init__(self):
         self.scanned = 0  # how many entries of sys.modules have been looked at
@@ -209,6 +210,23 @@ class _ApplyHolders:
 
 
 _apply_holders = _ApplyHolders()
+_owners_cache: list = [(), (), ()]  # (Function classes, every class of their chains, those defining backward)
+
+
+def _backward_owners() -> tuple[tuple, tuple]:
+    """(every Function class of every subclass's chain, those among them that define their own ``backward``):
+    what a profile wraps at entry. Walking each chain at every entry was a third of a profile's start-up; the
+    result is kept until the set of Function subclasses changes (a new op class)."""
+    classes = tuple(_function_classes())
+    if classes != _owners_cache[0]:
+        chain = {}
+        for cls in classes:
+            for klass in cls.__mro__:
+                if klass is not Function and issubclass(klass, Function):
+                    chain.setdefault(klass, None)
+        owners = tuple(k for k in chain if callable(k.__dict__.get("backward")))
+        _owners_cache[:] = [classes, tuple(chain), owners]
+    return _owners_cache[1], _owners_cache[2]
 
 
 class _Hooks:
@@ -221,13 +239,21 @@ class _Hooks:
         self.swapped: list[tuple[object, str, object]] = []  # (module or class, attribute, original)
         self.backward_done: set[type] = set()  # classes whose backward chain is wrapped
         self.busy: set[tuple[int, str]] = set()  # (thread, hook) inside a hooked call: nested calls pass through
+        self.recording = [True]  # cleared at removal: a stale copy of the profiled apply then hands ops on
+        self.modules_before = 0  # len(sys.modules) at install, and its last key then (to see if positions moved)
+        self.last_key_before = None
 
     def install(self) -> None:
+        self.modules_before = len(sys.modules)
+        self.last_key_before = next(reversed(sys.modules), None)
         self.profiled_apply = self._make_apply()
+        _active_apply[0] = self.profiled_apply
         for module in _apply_holders.find(self.original_apply):
             self._swap(module, "apply", self.profiled_apply)
-        for cls in _function_classes():
-            self.wrap_backward(cls)
+        classes, owners = _backward_owners()
+        self.backward_done.update(classes)
+        for klass in owners:
+            self._swap(klass, "backward", self._make_backward(klass.__dict__["backward"]))
         from .optim.optimizer import Optimizer
 
         for cls in [Optimizer, *_function_classes(Optimizer)]:
@@ -237,15 +263,28 @@ class _Hooks:
 
     def remove(self) -> None:
         """Put every original back (modules that imported ``apply`` during the profile too); raise the first
-        failure only after trying them all."""
+        failure only after trying them all.
+
+        Only the modules imported since ``install`` are scanned for the profiled apply: an older module got it
+        only if it was swapped (restored above) or re-executed meanwhile (``importlib.reload``), and for that
+        rare case the profiled apply hands every op to the running profile's apply from now on (or to the
+        dispatcher when none runs): no event is lost, none is recorded twice. When modules were removed from sys.modules
+        meanwhile (positions moved), every module is scanned."""
+        self.recording[0] = False
+        if _active_apply[0] is self.profiled_apply:
+            _active_apply[0] = None
         failures = []
         for owner, name, original in reversed(self.swapped):
             try:
                 setattr(owner, name, original)
             except Exception as exc:  # noqa: BLE001 - keep restoring the others
                 failures.append(exc)
-        if self.profiled_apply is not None:  # any module may have imported the profiled apply meanwhile
-            for module in _modules_holding(self.profiled_apply, "apply"):
+        if self.profiled_apply is not None:
+            keys = list(sys.modules)
+            since = self.modules_before
+            if not (0 < since <= len(keys) and keys[since - 1] == self.last_key_before):
+                since = 0
+            for module in _modules_holding(self.profiled_apply, "apply", since):
                 module.apply = self.original_apply
         self.swapped.clear()
         if failures:
@@ -268,9 +307,11 @@ class _Hooks:
     def _make_apply(self):
         apply, prof = self.original_apply, self.prof
         append, live, shapes_on = prof._records.append, prof._live, prof.record_shapes
-        done, wrap_backward = self.backward_done, self.wrap_backward
+        done, wrap_backward, recording = self.backward_done, self.wrap_backward, self.recording
 
         def profiled_apply(cls, *inputs, **attrs):
+            if not recording[0]:  # a stale copy, kept by a module re-executed during its profile: hand the op on
+                return (_active_apply[0] or apply)(cls, *inputs, **attrs)
             if cls not in done:
                 wrap_backward(cls)
             start = _clock()

@@ -16,7 +16,7 @@ import pytest
 
 import ember
 import ember.nn.functional as F
-from ember import kernels, profiler
+from ember import kernels, ops, profiler
 from ember.autograd import Function
 from ember.cli.main import main
 from ember.models import MLP
@@ -347,15 +347,35 @@ def test_hooks_are_removed_after_an_exception():
 
 
 def test_a_module_imported_during_the_profile_gets_the_original_back(monkeypatch):
-    """A module that runs ``from ember.tensor import apply`` inside the profile holds the wrapper then; the exit
-    finds it and puts the dispatcher back."""
-    late = types.ModuleType("late_user_of_apply")
-    monkeypatch.setitem(sys.modules, late.__name__, late)
+    """A module imported inside the profile that runs ``from ember.tensor import apply`` holds the wrapper then;
+    the exit finds it (among the modules imported since the start) and puts the dispatcher back."""
     dispatcher = apply  # (this module's ``apply`` is swapped too while the profile runs)
+    late = types.ModuleType("late_user_of_apply")
     with profiler.profile():
+        monkeypatch.setitem(sys.modules, late.__name__, late)
         exec("from ember.tensor import apply", late.__dict__)
         assert late.apply is not dispatcher and late.apply.__wrapped__ is dispatcher
     assert late.apply is dispatcher
+
+
+def test_a_module_re_executed_during_the_profile_keeps_a_wrapper_that_loses_no_event(monkeypatch):
+    """An older module that re-imports ``apply`` inside the profile (``importlib.reload``) is not scanned at the
+    exit; its stale wrapper hands each op to the running profile, or to the dispatcher when none runs: the ops it
+    runs later are recorded by the profile that runs then, once, and by no other."""
+    older = types.ModuleType("older_user_of_apply")
+    monkeypatch.setitem(sys.modules, older.__name__, older)
+    exec("from ember.tensor import apply", older.__dict__)
+    with profiler.profile() as first:
+        exec("from ember.tensor import apply", older.__dict__)  # what a reload does
+        stale = older.apply
+        older.apply(ops.elementwise.Exp, ember.ones(2))
+    assert stale is not apply and stale.__wrapped__ is apply
+    x = ember.ones(3)
+    np.testing.assert_array_equal(older.apply(ops.elementwise.Exp, x).data, np.exp(x.data))  # no profile: the op
+    with profiler.profile() as second:
+        older.apply(ops.elementwise.Exp, x)
+        older.apply(ops.elementwise.Exp, x)
+    assert counts(first, "forward") == {"Exp": 1} and counts(second, "forward") == {"Exp": 2}
 
 
 def test_an_op_defined_during_the_profile_is_timed_and_restored():
