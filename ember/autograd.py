@@ -189,8 +189,10 @@ def _owned_flags(grads, g, g_owned: bool) -> list[bool]:
 
 # Callables that watch every graph walk (the data-parallel wrapper, to all-reduce gradient buckets as soon as the
 # walk has finished writing them). Each is called with the walk's nodes in the order they will run and returns None
-# (not interested) or a watcher: ``watcher.node_done(i)`` after node i has handed out its gradients and
-# ``watcher.walk_done()`` at the end. Nobody watching costs one truthiness test per walk and an empty loop per node.
+# (not interested) or a watcher: ``watcher.node_done(i, g, grads)`` after node i has handed out its gradients
+# (``g`` the gradient it received, ``grads`` the tuple its backward returned: the profiler reads their shapes and
+# sizes) and ``watcher.walk_done()`` at the end. Nobody watching costs one truthiness test per walk and an empty
+# loop per node.
 walk_observers: list = []
 
 
@@ -261,6 +263,6 @@ def backward(root, grad, retain_graph: bool = False) -> None:
         if not retain_graph:
             node.release()
         for watcher in watchers:
-            watcher.node_done(index)
+            watcher.node_done(index, g, grads)
     for watcher in watchers:
         watcher.walk_done()

@@ -11,13 +11,15 @@
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
     prof.export_chrome_trace("trace.json")
 
-Zero cost when off: nothing in the dispatcher or in the graph walk asks whether a profiler runs. ``profile``
-installs its hooks on entry by swapping function objects, and puts the originals back on exit, exception or not:
+Zero cost when off: nothing in the dispatcher asks whether a profiler runs, and the graph walk only whether
+anyone watches it. ``profile`` installs its hooks on entry and removes them on exit, exception or not:
 
 * ``ember.tensor.apply``, in every module that holds it by name: a wrapper that times each op's forward;
-* ``backward`` in the class dict of every ``Function`` subclass: a wrapper that times each node's backward
-  (the walk calls ``node.backward(g)``, so the class attribute is the call site; ``autograd.py`` is untouched).
-  Classes first seen by the forward wrapper (defined after entry) are wrapped then;
+* a watcher of every graph walk (``ember.autograd.walk_observers``): a node's backward event runs from the end of
+  the previous node's (or the walk's start) to the end of its own: its backward, the adding of the gradients it
+  hands out, the release of what it saved. (Wrapping ``backward`` in every op class instead cost a third of a
+  millisecond at each entry and exit, and made Python drop its cached lookups on those classes.) A bucket
+  all-reduce that data-parallel training starts after a node counts in the next node's time;
 * ``step`` and ``zero_grad`` of every ``Optimizer`` subclass: regions named as torch names them.
 
 Times are wall-clock (``time.perf_counter_ns``), per thread: an event's self time is its duration minus its
@@ -43,6 +45,7 @@ import threading
 import time
 import weakref
 
+from . import autograd
 from .autograd import Function
 
 _tensor = importlib.import_module(".tensor", __package__)  # the module: ``ember.tensor`` is the function
@@ -210,25 +213,6 @@ class _ApplyHolders:
 
 
 _apply_holders = _ApplyHolders()
-_owners_cache: list = [(), (), ()]  # (Function classes, every class of their chains, those defining backward)
-
-
-def _backward_owners() -> tuple[tuple, tuple]:
-    """(every Function class of every subclass's chain, those among them that define their own ``backward``):
-    what a profile wraps at entry. Walking each chain at every entry was a third of a profile's start-up; the
-    result is kept until the set of Function subclasses changes (a new op class)."""
-    classes = tuple(_function_classes())
-    if classes != _owners_cache[0]:
-        chain = {}
-        for cls in classes:
-            for klass in cls.__mro__:
-                if klass is not Function and issubclass(klass, Function):
-                    chain.setdefault(klass, None)
-        owners = tuple(k for k in chain if callable(k.__dict__.get("backward")))
-        _owners_cache[:] = [classes, tuple(chain), owners]
-    return _owners_cache[1], _owners_cache[2]
-
-
 class _Hooks:
     """The swapped function objects of one profile, and how to put every original back."""
 
@@ -237,7 +221,7 @@ class _Hooks:
         self.original_apply = _tensor.apply
         self.profiled_apply = None
         self.swapped: list[tuple[object, str, object]] = []  # (module or class, attribute, original)
-        self.backward_done: set[type] = set()  # classes whose backward chain is wrapped
+        self.observer = None  # the walk observer that records backward events
         self.busy: set[tuple[int, str]] = set()  # (thread, hook) inside a hooked call: nested calls pass through
         self.recording = [True]  # cleared at removal: a stale copy of the profiled apply then hands ops on
         self.modules_before = 0  # len(sys.modules) at install, and its last key then (to see if positions moved)
@@ -250,10 +234,8 @@ class _Hooks:
         _active_apply[0] = self.profiled_apply
         for module in _apply_holders.find(self.original_apply):
             self._swap(module, "apply", self.profiled_apply)
-        classes, owners = _backward_owners()
-        self.backward_done.update(classes)
-        for klass in owners:
-            self._swap(klass, "backward", self._make_backward(klass.__dict__["backward"]))
+        self.observer = self._make_observer()
+        autograd.walk_observers.insert(0, self.observer)  # first: another watcher's work counts in the next node
         from .optim.optimizer import Optimizer
 
         for cls in [Optimizer, *_function_classes(Optimizer)]:
@@ -273,6 +255,8 @@ class _Hooks:
         self.recording[0] = False
         if _active_apply[0] is self.profiled_apply:
             _active_apply[0] = None
+        if self.observer in autograd.walk_observers:
+            autograd.walk_observers.remove(self.observer)
         failures = []
         for owner, name, original in reversed(self.swapped):
             try:
@@ -295,25 +279,14 @@ class _Hooks:
         setattr(owner, name, replacement)
         self.swapped.append((owner, name, original))
 
-    def wrap_backward(self, cls) -> None:
-        """Wrap ``backward`` wherever ``cls``'s class chain defines it (once per defining class)."""
-        for klass in cls.__mro__:
-            if klass is Function or not issubclass(klass, Function) or klass in self.backward_done:
-                continue
-            self.backward_done.add(klass)
-            if "backward" in klass.__dict__ and callable(klass.__dict__["backward"]):
-                self._swap(klass, "backward", self._make_backward(klass.__dict__["backward"]))
-
     def _make_apply(self):
         apply, prof = self.original_apply, self.prof
         append, live, shapes_on = prof._records.append, prof._live, prof.record_shapes
-        done, wrap_backward, recording = self.backward_done, self.wrap_backward, self.recording
+        recording = self.recording
 
         def profiled_apply(cls, *inputs, **attrs):
             if not recording[0]:  # a stale copy, kept by a module re-executed during its profile: hand the op on
                 return (_active_apply[0] or apply)(cls, *inputs, **attrs)
-            if cls not in done:
-                wrap_backward(cls)
             start = _clock()
             out = apply(cls, *inputs, **attrs)
             end = _clock()
@@ -325,27 +298,28 @@ class _Hooks:
         profiled_apply.__wrapped__ = apply
         return profiled_apply
 
-    def _make_backward(self, original):
-        prof, busy = self.prof, self.busy
+    def _make_observer(self):
+        """The walk observer: a watcher per graph walk that records one backward event per node that ran."""
+        prof = self.prof
         append, live, shapes_on = prof._records.append, prof._live, prof.record_shapes
 
-        def backward(ctx, grad):
-            key = (_thread_id(), BACKWARD)
-            if key in busy:  # one op's backward calling another's (Softmin -> Softmax): one event
-                return original(ctx, grad)
-            busy.add(key)
-            start = _clock()
-            try:
-                grads = original(ctx, grad)
-            finally:
-                busy.discard(key)
-            end = _clock()
-            nbytes = live.gradients(grads, grad) if live is not None else 0
-            append((BACKWARD, type(ctx), start, end, key[0], (grad.shape,) if shapes_on else None, nbytes))
-            return grads
+        class Walk:
+            __slots__ = ("order", "thread", "last")
 
-        backward.__wrapped__ = original
-        return backward
+            def __init__(self, order):
+                self.order, self.thread, self.last = order, _thread_id(), _clock()
+
+            def node_done(self, index, g, grads):
+                end = _clock()
+                nbytes = live.gradients(grads, g) if live is not None else 0
+                append((BACKWARD, type(self.order[index]), self.last, end, self.thread,
+                        (g.shape,) if shapes_on else None, nbytes))
+                self.last = _clock()
+
+            def walk_done(self):
+                pass
+
+        return Walk
 
     def _region_method(self, original, method: str):
         """An optimizer method recorded as a region, named as torch names it: ``Optimizer.step#Adam.step``."""

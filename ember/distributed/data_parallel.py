@@ -119,7 +119,7 @@ class _BucketWalk:
         self.next = 0  # position in self.order of the next bucket to start
         self.started: list = []
 
-    def node_done(self, index: int) -> None:
+    def node_done(self, index: int, g=None, grads=None) -> None:
         order, ready_at = self.order, self.ready_at
         while self.next < len(order) and ready_at[order[self.next]] <= index:
             self._start(order[self.next])
@@ -146,7 +146,7 @@ class _EndOfWalk:
     def __init__(self, ddp: DistributedDataParallel):
         self.ddp = ddp
 
-    def node_done(self, index: int) -> None:
+    def node_done(self, index: int, g=None, grads=None) -> None:
         pass
 
     def walk_done(self) -> None:

@@ -107,7 +107,7 @@ def record_nodes(world: MirrorWorld):
     """A walk observer that appends ("node", i) to the world's events as each node finishes."""
 
     class Recorder:
-        def node_done(self, index):
+        def node_done(self, index, g, grads):
             world.events.append(("node", index))
 
         def walk_done(self):
@@ -232,12 +232,13 @@ def test_wrapper_argument_errors():
         DistributedDataParallel(mlp(), MirrorWorld(), bucket_cap_mb=0)
 
 
-def test_walk_observers_see_the_order_each_finished_node_and_the_end():
-    seen = {"order": None, "nodes": [], "done": 0}
+def test_walk_observers_see_the_order_each_finished_node_its_gradients_and_the_end():
+    seen = {"order": None, "nodes": [], "done": 0, "shapes": []}
 
     class Watcher:
-        def node_done(self, index):
+        def node_done(self, index, g, grads):
             seen["nodes"].append(index)
+            seen["shapes"].append((np.shape(g), type(grads) is tuple and np.shape(grads[0])))
 
         def walk_done(self):
             seen["done"] += 1
@@ -250,6 +251,7 @@ def test_walk_observers_see_the_order_each_finished_node_and_the_end():
     a = ember.tensor([1.0, 2.0], requires_grad=True)
     ((a * 2).exp().sum()).backward()
     assert len(seen["order"]) == 3 and seen["nodes"] == [0, 1, 2] and seen["done"] == 1
+    assert seen["shapes"] == [((), (2,)), ((2,), (2,)), ((2,), (2,))]  # sum, exp, mul: received, handed out
     autograd.walk_observers.remove(observe)
     ((a * 2).sum()).backward()
     assert seen["done"] == 1  # not watching any more

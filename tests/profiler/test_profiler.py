@@ -16,7 +16,7 @@ import pytest
 
 import ember
 import ember.nn.functional as F
-from ember import kernels, ops, profiler
+from ember import autograd, kernels, ops, profiler
 from ember.autograd import Function
 from ember.cli.main import main
 from ember.models import MLP
@@ -378,7 +378,7 @@ def test_a_module_re_executed_during_the_profile_keeps_a_wrapper_that_loses_no_e
     assert counts(first, "forward") == {"Exp": 1} and counts(second, "forward") == {"Exp": 2}
 
 
-def test_an_op_defined_during_the_profile_is_timed_and_restored():
+def test_an_op_defined_during_the_profile_is_timed_and_no_op_class_is_touched():
     before = hook_targets()
     with profiler.profile() as prof:
 
@@ -392,11 +392,33 @@ def test_an_op_defined_during_the_profile_is_timed_and_restored():
         original = Twice.__dict__["backward"]
         x = ember.ones(3, requires_grad=True)
         y = apply(Twice, x)
-        assert Twice.__dict__["backward"] is not original  # wrapped when the forward wrapper first saw it
         y.sum().backward()
+        assert Twice.__dict__["backward"] is original  # backward is timed from the walk, not by wrapping classes
+        assert all(cls.__dict__["backward"] is fn for (cls, name), fn in before.items()
+                   if isinstance(cls, type) and name == "backward")
     assert counts(prof, "forward")["Twice"] == 1 and counts(prof, "backward")["TwiceBackward"] == 1
-    assert Twice.__dict__["backward"] is original
     assert_hooks_gone(before)
+
+
+def test_a_graph_built_before_the_profile_is_timed_when_walked_inside_it():
+    x = ember.ones(3, requires_grad=True)
+    loss = (x.exp() * 2.0).sum()
+    with profiler.profile(record_shapes=True) as prof:
+        loss.backward()
+    assert counts(prof, "forward") == {}
+    assert counts(prof, "backward") == {"SumBackward": 1, "MulScalarBackward": 1, "ExpBackward": 1}
+    shapes = {e.name: e.input_shapes for e in prof.events() if e.kind == "backward"}
+    assert shapes["SumBackward"] == [[]] and shapes["ExpBackward"] == [[3]]  # the gradient each received
+
+
+def test_the_walk_observer_is_there_only_inside_the_profile():
+    before = list(autograd.walk_observers)
+    with profiler.profile():
+        assert len(autograd.walk_observers) == len(before) + 1
+    assert autograd.walk_observers == before
+    with pytest.raises(ZeroDivisionError), profiler.profile():
+        1 / 0  # noqa: B018
+    assert autograd.walk_observers == before
 
 
 def test_nested_profiles_are_refused():
