@@ -497,4 +497,8 @@ def sample_next(logits: np.ndarray, temperature: float, top_k: int | None, top_p
         masked = np.zeros_like(p)
         masked[keep] = p[keep]
         p = masked / masked.sum()
-    return int(rng.choice(p.size, p=p))
+    # The draw Generator.choice(p.size, p=p) makes (the same uniform, the same normalised cumulative sum, so the
+    # same id for a seed), without its checks of p, which took 90 of a token's 107 µs at 8,192 classes.
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))

@@ -155,6 +155,30 @@ def test_sample_next_respects_top_k_and_top_p():
     assert sample_next(logits, 0.0, None, None, rng) == 0
 
 
+@pytest.mark.parametrize("temperature,top_k,top_p", [(1.0, None, None), (0.8, None, None), (0.7, 5, None),
+                                                     (1.3, None, 0.9)])
+def test_sample_next_draws_what_generator_choice_draws(temperature, top_k, top_p):
+    """The sampler replaces Generator.choice (its checks of p were most of a token's time) with the same draw: one
+    uniform against the normalised cumulative sum. Same seed, same ids, for many vocabularies and draws."""
+    for seed in range(20):
+        data = np.random.default_rng(seed)
+        logits = data.standard_normal(int(data.integers(2, 9000))) * 3
+        ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+        for _ in range(25):
+            z = logits / temperature
+            if top_k is not None:
+                z = np.where(z < np.partition(z, -top_k)[-top_k], -np.inf, z)
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            if top_p is not None:
+                order = np.argsort(-p)
+                keep = order[: int(np.searchsorted(np.cumsum(p[order]), top_p) + 1)]
+                masked = np.zeros_like(p)
+                masked[keep] = p[keep]
+                p = masked / masked.sum()
+            assert sample_next(logits, temperature, top_k, top_p, ours) == int(theirs.choice(p.size, p=p))
+
+
 @pytest.mark.parametrize("kwargs,match", [({"temperature": -1}, "temperature"), ({"top_k": 0}, "top_k"),
                                           ({"top_p": 0.0}, "top_p"), ({"top_p": 1.5}, "top_p")])
 def test_generate_rejects_bad_sampling_arguments(kwargs, match):
