@@ -10,7 +10,9 @@ one to judge batching by). Every part is bounded in requests and in time.
   ``--requests-per-client`` requests each or ``--seconds`` have passed: output tokens per second (completion
   tokens from the usage chunks over the wall time of the level), time to first token p50/p95 (request sent to
   first text chunk, client side), and the server's mean decode batch (from /metrics). Against two servers of the
-  same checkpoint: continuous batching (``--max-batch 16``) and one at a time (``--max-batch 1``).
+  same checkpoint, both up at once: continuous batching (``--max-batch 16``) and one at a time (``--max-batch
+  1``). Every (server, clients) level runs once per round, in ``--load-rounds`` rounds (every other one in
+  reverse order); tokens/s is the median over the rounds and the gains are medians of per-round ratios.
 * Soak: ``--soak`` requests (default 1,000) from 16 clients against the batching server, every 10th one
   malformed (invalid JSON, unknown model, out-of-range fields, a prompt longer than the context, ...), a third of
   the good ones streamed: successes, 4xx answers to the malformed ones, anything else (a wrong status, a dropped
@@ -225,9 +227,10 @@ async def load_level(url: str, model: str, clients: int, per_client: int, max_to
         await asyncio.gather(*(client(k, http) for k in range(clients)))
         wall = time.perf_counter() - started
     tokens = sum(r["tokens"] for r in results)
-    ttft = np.array([r["ttft"] for r in results]) if results else np.array([np.nan])
+    ttfts = np.array([r["ttft"] for r in results])
+    ttft = ttfts if results else np.array([np.nan])
     return {"clients": clients, "requests": len(results), "errors": len(errors), "first_errors": errors[:3],
-            "output_tokens": tokens, "seconds": wall, "output_tokens_per_s": tokens / wall,
+            "output_tokens": tokens, "seconds": wall, "output_tokens_per_s": tokens / wall, "ttfts": ttfts,
             "ttft_p50_s": float(np.percentile(ttft, 50)), "ttft_p95_s": float(np.percentile(ttft, 95))}
 
 
@@ -306,25 +309,52 @@ async def soak(url: str, model: str, context: int, total: int, clients: int, max
 
 
 # -- the parts -----------------------------------------------------------------------------------------------
-def load_comparison(ckpt: Path, model: str, folder: Path, per_client: int, max_tokens: int, seconds: float) -> dict:
-    out = {}
-    for name, max_batch in SERVERS.items():
-        out[name] = {}
-        with server(ckpt, max_batch, folder) as (url, _):
+def load_comparison(ckpt: Path, model: str, folder: Path, per_client: int, max_tokens: int, seconds: float,
+                    rounds_n: int) -> dict:
+    """Both servers up at once; in each of ``rounds_n`` rounds every (server, clients) level runs once, every other
+    round in reverse order, so that a drift of the machine's speed favours no level. Per level: the median
+    tokens/s over the rounds and time-to-first-token percentiles over all its requests."""
+    measured: dict = {name: {str(c): [] for c in CLIENT_LEVELS} for name in SERVERS}
+    order = [(name, clients) for name in SERVERS for clients in CLIENT_LEVELS]
+    with contextlib.ExitStack() as stack:
+        urls = {name: stack.enter_context(server(ckpt, max_batch, folder))[0] for name, max_batch in SERVERS.items()}
+        for url in urls.values():
             asyncio.run(load_level(url, model, 2, 1, 4, seconds))  # warm-up
-            for clients in CLIENT_LEVELS:
+        for r in range(rounds_n):
+            for name, clients in order if r % 2 == 0 else order[::-1]:
+                url = urls[name]
                 before = server_metrics(url)
                 level = asyncio.run(load_level(url, model, clients, per_client, max_tokens, seconds))
                 after = server_metrics(url)
                 steps = after["ember_decode_steps_total"] - before["ember_decode_steps_total"]
                 rows = after["ember_decode_rows_total"] - before["ember_decode_rows_total"]
                 level["mean_decode_batch"] = rows / steps if steps else 0.0
-                out[name][str(clients)] = level
-                print(f"  {name} (--max-batch {max_batch}), {clients:>2} clients: "
+                measured[name][str(clients)].append(level)
+                print(f"  round {r + 1}: {name} (--max-batch {SERVERS[name]}), {clients:>2} clients: "
                       f"{level['output_tokens_per_s']:.0f} tokens/s, TTFT p50 {level['ttft_p50_s'] * 1e3:.0f} ms "
                       f"p95 {level['ttft_p95_s'] * 1e3:.0f} ms, mean decode batch {level['mean_decode_batch']:.1f}, "
                       f"{level['requests']} requests, {level['errors']} errors", flush=True)
-    return out
+    return {name: {c: merge_levels(levels) for c, levels in per.items()} for name, per in measured.items()}
+
+
+def merge_levels(levels: list[dict]) -> dict:
+    """One load level's rounds as one row: median tokens/s (and each round's), TTFT percentiles over every
+    request, sums of requests and errors."""
+    ttft = np.concatenate([lv.pop("ttfts") for lv in levels]) if levels else np.array([np.nan])
+    ttft = ttft if ttft.size else np.array([np.nan])
+    return {"clients": levels[0]["clients"], "rounds": len(levels),
+            "requests": sum(lv["requests"] for lv in levels), "errors": sum(lv["errors"] for lv in levels),
+            "first_errors": [e for lv in levels for e in lv["first_errors"]][:3],
+            "output_tokens": sum(lv["output_tokens"] for lv in levels),
+            "output_tokens_per_s": float(np.median([lv["output_tokens_per_s"] for lv in levels])),
+            "round_tokens_per_s": [lv["output_tokens_per_s"] for lv in levels],
+            "ttft_p50_s": float(np.percentile(ttft, 50)), "ttft_p95_s": float(np.percentile(ttft, 95)),
+            "mean_decode_batch": float(np.median([lv["mean_decode_batch"] for lv in levels]))}
+
+
+def round_ratio(a: dict, b: dict) -> float:
+    """The median over rounds of a's tokens/s over b's in the same round."""
+    return float(np.median(np.array(a["round_tokens_per_s"]) / np.array(b["round_tokens_per_s"])))
 
 
 def soak_run(ckpt: Path, model: str, context: int, folder: Path, total: int, max_tokens: int, seconds: float) -> dict:
@@ -404,8 +434,11 @@ def markdown(r: dict) -> str:
                          f"{lv['ttft_p95_s'] * 1e3:.0f} | {lv['mean_decode_batch']:.1f} |")
     if "load" in r:
         g = r["gains"]
+        rounds = next(iter(r["load"]["continuous"].values())).get("rounds")
+        how = (f" (medians of per-round ratios over {rounds} interleaved rounds; tokens/s: medians over the rounds)"
+               if rounds else "")
         lines.append(f"\nContinuous batching at 16 clients: **{g['continuous_16_over_1']:.2f}x** its one-client "
-                     f"throughput, **{g['continuous_over_one_at_a_time_16']:.2f}x** the one-at-a-time server's.")
+                     f"throughput, **{g['continuous_over_one_at_a_time_16']:.2f}x** the one-at-a-time server's{how}.")
     if "soak" in r:
         s = r["soak"]
         lines.append(f"\nSoak: {s['requests']} requests from {s['clients']} clients in {s['seconds']:.0f} s, "
@@ -476,6 +509,8 @@ def parse_args(argv=None):
     parser.add_argument("--seconds", type=float, default=120.0, help="time limit of each load level and of the soak")
     parser.add_argument("--soak", type=int, default=1000, help="requests in the soak run (default 1000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the decode-only timing")
+    parser.add_argument("--load-rounds", type=int, default=3,
+                        help="interleaved rounds of the load levels (default 3); gains are medians of per-round ratios")
     parser.add_argument("--decode-only", action="store_true", help="only the in-process batch-1 decoding")
     parser.add_argument("--quick", action="store_true", help="a tiny model, few requests: a dry run in seconds")
     parser.add_argument("--out", default=None)
@@ -484,7 +519,7 @@ def parse_args(argv=None):
     if args.quick and args.update_readme:
         parser.error("--quick with --update-readme: a dry run does not belong in the README")
     if args.quick:
-        args.max_tokens, args.requests_per_client, args.soak, args.rounds = 16, 2, 60, 1
+        args.max_tokens, args.requests_per_client, args.soak, args.rounds, args.load_rounds = 16, 2, 60, 1, 2
         args.seconds = min(args.seconds, 30.0)
     return args
 
@@ -517,12 +552,10 @@ def bench_one(ckpt: Path, given, folder: Path, args, soak: bool) -> dict:
     if not args.decode_only:
         print("load: streamed completions, continuous batching against one at a time", flush=True)
         result["load"] = load_comparison(ckpt, model["name"], folder, args.requests_per_client, args.max_tokens,
-                                         args.seconds)
+                                         args.seconds, args.load_rounds)
         cont, single = result["load"]["continuous"], result["load"]["one_at_a_time"]
-        result["gains"] = {
-            "continuous_16_over_1": cont["16"]["output_tokens_per_s"] / cont["1"]["output_tokens_per_s"],
-            "continuous_over_one_at_a_time_16": cont["16"]["output_tokens_per_s"]
-            / single["16"]["output_tokens_per_s"]}
+        result["gains"] = {"continuous_16_over_1": round_ratio(cont["16"], cont["1"]),
+                           "continuous_over_one_at_a_time_16": round_ratio(cont["16"], single["16"])}
         if soak:
             print(f"soak: {args.soak} requests, every {MALFORMED_EVERY}th malformed", flush=True)
             result["soak"] = soak_run(ckpt, model["name"], model["context"], folder, args.soak, 16, args.seconds)

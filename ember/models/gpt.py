@@ -22,7 +22,6 @@ from .. import backend, nn
 from ..autograd import no_grad
 from ..nn import functional as F
 from ..ops import elementwise as E
-from ..ops import linalg as L
 from ..ops import nn as N
 from ..ops.attention import attend_cached_rows, causal_mask_t
 from ..tensor import Tensor
@@ -143,9 +142,17 @@ def _layer_norm(x, ln: nn.LayerNorm):
 
 
 def _linear(x, layer: nn.Linear):
-    if layer.bias is None:
-        return _run(L.Linear, x, layer.weight.data)
-    return _run(L.Linear, x, layer.weight.data, layer.bias.data)
+    """``x @ W.T + b`` for the decode loop, computed as ``(W @ x.T).T``: with the few rows of a decode step (or of a
+    prefill chunk) OpenBLAS then streams the large weight in the order it is stored and packs only the small
+    operand. The code model's 25 GEMMs of a 16-row step took 4.9 ms this way against 10.9 ms (2 threads; the
+    same at 1 row and at 128). The result is made C-contiguous again for the compiled kernels that follow."""
+    w = layer.weight.data
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    out = backend.device_of(w).xp.ascontiguousarray((w @ x2.T).T)
+    if layer.bias is not None:
+        out += layer.bias.data
+    return out.reshape(lead + (w.shape[0],))
 
 
 def _enter(hc, x):
@@ -338,22 +345,6 @@ class GPT(nn.Module):
         return load_hf_gpt2(folder, dtype=dtype)[0]
 
     # -- incremental decoding -------------------------------------------------------------------
-    def prepare_for_decoding(self) -> GPT:
-        """Store every Linear weight (the tied head's too) transposed in memory, for serving: each keeps its
-        (out, in) shape and its values, as a Fortran-ordered view of a contiguous (in, out) array, so that
-        ``x @ W.T`` hands OpenBLAS the layout it packs fastest. A decode step has a few rows (one per request),
-        and such GEMMs spend most of their time packing the weights: 16-row steps of the code model ran 1.2x
-        faster (1-row steps 1.1x). Memory is unchanged (the old arrays are dropped); outputs agree to float
-        round-off. Training, saving and exporting still work on such weights (the optimizer's compiled kernels
-        want C order and take their NumPy path). Returns the model; on another device's arrays, and twice, it
-        changes nothing."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                w = module.weight.data
-                if type(w) is np.ndarray and w.ndim == 2 and w.flags.c_contiguous and not w.flags.f_contiguous:
-                    module.weight.data = np.ascontiguousarray(w.T).T
-        return self
-
     def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
         w = self.transformer["wte"].weight
         return KVCache(self.config, batch, max_len or self.config.block_size, w.dtype, backend.device_of(w.data).xp)

@@ -285,11 +285,10 @@ class EngineStats:
 class Engine:
     """Continuous batching over one model (see the module docstring). ``step()`` runs one scheduling step in
     the caller's thread (tests drive it by hand); ``start()`` runs steps in a background thread while there is
-    work, ``stop()`` ends it. ``prepare``: first lay the model's weights out for decoding
-    (``GPT.prepare_for_decoding``: the same values, stored transposed; it changes the model passed in)."""
+    work, ``stop()`` ends it."""
 
     def __init__(self, model, tokenizer, max_batch: int = 16, prefill_chunk: int = 128, max_queue: int = 64,
-                 eos_token_id: int | None = None, prepare: bool = True):
+                 eos_token_id: int | None = None):
         for name, value in (("max_batch", max_batch), ("prefill_chunk", prefill_chunk), ("max_queue", max_queue)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Engine: {name} must be a positive integer, got {value!r}")
@@ -297,8 +296,6 @@ class Engine:
             raise ValueError(f"Engine: the tokenizer has {tokenizer.vocab_size} ids but the model "
                              f"{model.config.vocab_size}")
         self.model, self.tokenizer = model.eval(), tokenizer
-        if prepare and hasattr(model, "prepare_for_decoding"):
-            model.prepare_for_decoding()  # weights stored transposed: few-row GEMMs 1.2x faster, same values
         self.context = model.config.block_size
         self.max_batch, self.prefill_chunk, self.max_queue = max_batch, prefill_chunk, max_queue
         specials = getattr(tokenizer, "special_tokens", {}) or {}
