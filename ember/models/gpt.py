@@ -220,12 +220,16 @@ class KVCache:
         self.lengths[:] = value
 
     def reset(self, rows=None) -> None:
-        """Forget the given rows (default all): their next tokens start at position 0. Stale keys stay in the
-        buffer, never read: attention only sees a row's first ``lengths[row]`` positions."""
-        if rows is None:
-            self.lengths[:] = 0
-        else:
-            self.lengths[self.check_rows(rows)] = 0
+        """Forget the given rows (default all): their next tokens start at position 0, and the positions they had
+        written are zeroed. Attention gives a row's stale positions zero weight, but the reference path (rows
+        at different lengths in one chunk, or kernels off) multiplies them out: a key or value that an earlier
+        request left infinite or NaN would make a later request's output NaN (0 * NaN), unless cleared."""
+        rows = np.arange(self.batch) if rows is None else self.check_rows(rows)
+        used = int(self.lengths[rows].max()) if rows.size else 0
+        if used:
+            xp = backend.device_of(self.kv).xp
+            self.kv[:, :, xp.asarray(rows), :, :used] = 0
+        self.lengths[rows] = 0
 
     def copy_rows(self, source: int, rows) -> None:
         """Row ``source``'s positions into ``rows``: n continuations of one prompt prefilled once."""

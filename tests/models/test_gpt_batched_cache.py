@@ -81,6 +81,25 @@ def test_a_reset_row_starts_a_new_sequence_and_never_sees_the_old_keys():
     np.testing.assert_allclose(nxt, full_logits(model, np.append(other, 3))[-1], rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("poison", [np.nan, np.inf])
+def test_what_an_earlier_request_left_in_a_reset_row_never_reaches_a_later_one(poison):
+    """A request whose keys and values went non-finite, then a new request on its row decoded beside a longer row:
+    the masked stale positions get zero weight, and zero times NaN is NaN, so reset must clear them."""
+    model = small_gpt()
+    new, other = sequence(6, 8), sequence(10, 9)
+    cache = model.new_cache(batch=2)
+    model.forward_cached(sequence(9, 7)[None], cache, rows=[0])
+    cache.kv[:, :, 0, :, :9] = poison  # what a diverged request would have written
+    cache.reset([0])
+    model.forward_cached(other[None, :8], cache, rows=[1])
+    model.forward_cached(new[None, :2], cache, rows=[0])
+    # both rows take two tokens in one forward: row 0 (at 2) attends over the span up to row 1's end (10)
+    out = model.forward_cached(np.stack([new[2:4], other[8:10]]), cache, rows=[0, 1])
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[0], full_logits(model, new)[2:4], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out[1], full_logits(model, other)[8:10], rtol=0, atol=1e-12)
+
+
 def test_pos_is_the_common_length_and_refuses_rows_that_differ():
     model = small_gpt()
     cache = model.new_cache(batch=2)
