@@ -161,7 +161,9 @@ class DistributedDataParallel(Module):
         bucket_cap_mb: the largest bucket, in MiB (PyTorch's default, 25).
         overlap: start each bucket's all-reduce during backward, as soon as its gradients are complete (else all
             of them when backward ends).
-        broadcast_buffers: copy rank 0's buffers (running statistics) too, at construction.
+        broadcast_buffers: copy rank 0's buffers (running statistics) to every rank at construction and at the
+            start of every training forward (with grad enabled), as PyTorch's DDP does: the running statistics
+            then follow rank 0's shards, and rank 0's copy is the one saved. One broadcast per buffer dtype.
 
     Call it as the model; gradients are averaged when ``backward()`` returns. ``no_sync()`` skips the averaging
     (gradient accumulation over micro-batches: average once, at the last). Save ``ddp.module``, on rank 0 only.
@@ -177,10 +179,12 @@ class DistributedDataParallel(Module):
         self.module = module
         self.world = world or get_world()
         self.overlap = bool(overlap)
+        self.broadcast_buffers = bool(broadcast_buffers)
         self.bucket_cap_mb = float(bucket_cap_mb)
         self._sync = True
         check_same_model(module, self.world)
         self._broadcast_state(broadcast_buffers)
+        self._buffer_groups = self._group_buffers(module) if self.world.size > 1 and broadcast_buffers else []
         self._trainable = [p for p in module.parameters() if p.requires_grad]
         self._buckets = self._make_buckets(self._trainable, int(bucket_cap_mb * 2**20))
         self._bucket_of = {id(p): b for b, bucket in enumerate(self._buckets) for p in bucket.params}
@@ -189,6 +193,8 @@ class DistributedDataParallel(Module):
             autograd.walk_observers.append(self._observer)
 
     def forward(self, *args, **kwargs):
+        if self._buffer_groups and self.training and autograd.is_grad_enabled():
+            self._sync_buffers()
         return self.module(*args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -204,6 +210,27 @@ class DistributedDataParallel(Module):
         with autograd.no_grad():
             for t in tensors:
                 self.world.broadcast(t)  # in place; bumps the tensor's version
+
+    @staticmethod
+    def _group_buffers(module: Module) -> list[tuple[np.dtype, list[Tensor]]]:
+        """The module's non-empty buffers by dtype, each group broadcast as one flat array."""
+        groups: dict = {}
+        for b in module.buffers():
+            if b.data.size:
+                groups.setdefault(np.dtype(b.dtype), []).append(b)
+        return list(groups.items())
+
+    def _sync_buffers(self) -> None:
+        """Rank 0's buffers on every rank now: one flat broadcast per dtype, copied back in place."""
+        for dtype, buffers in self._buffer_groups:
+            flat = np.concatenate([backend.to_device(b.data, backend.CPU).reshape(-1) for b in buffers]).astype(
+                dtype, copy=False)
+            self.world.broadcast(flat)
+            offset = 0
+            for b in buffers:
+                piece = flat[offset:offset + b.data.size].reshape(b.data.shape)
+                offset += b.data.size
+                b.data[...] = backend.array_module(b.data).asarray(backend.to_device(piece, b.device))
 
     @staticmethod
     def _make_buckets(params: list[Tensor], cap_bytes: int) -> list[_Bucket]:

@@ -100,6 +100,17 @@ def test_a_data_parallel_step_equals_one_process_with_the_doubled_batch(data_par
         np.testing.assert_array_equal(ranks[1][name], ranks[0][name], err_msg=f"{name}: the replicas differ")
 
 
+def test_buffers_follow_rank_0_at_every_training_forward_as_in_pytorch(data_parallel):
+    """broadcast_buffers (PyTorch's meaning): at the start of each training forward every rank holds rank 0's
+    buffers; each rank then moves them by its own amount (rank r by r + 1). Without it they drift apart."""
+    seen = {b: [np.load(data_parallel / f"buffers-{b}-rank{r}.npy")[:, 0] for r in range(2)] for b in (True, False)}
+    # three training forwards see rank 0's counts (0, 1, 2); the no-grad and eval forwards see each rank's own
+    np.testing.assert_array_equal(seen[True][0], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(seen[True][1], [0, 1, 2, 4, 6])
+    np.testing.assert_array_equal(seen[False][0], [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(seen[False][1], [0, 2, 4, 6, 8])
+
+
 def test_the_gram_matrix_summed_over_ranks_gives_the_single_process_solution(tmp_path):
     proc = run_mpi(["forward_only.py", str(tmp_path)])
     assert proc.returncode == 0, explain(proc)

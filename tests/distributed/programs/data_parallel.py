@@ -56,3 +56,34 @@ for case, options in CASES:
     opt.step()
     ddp.close()
     np.savez(f"{out}/{case}-rank{world.rank}.npz", **{k: v.numpy() for k, v in model.state_dict().items()})
+
+
+class Tally(ember.nn.Module):
+    """A layer with a buffer it reads at the start of each forward and then moves by a rank-dependent amount (as
+    running statistics move by each rank's own shard)."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = ember.nn.Linear(3, 2)
+        self.register_buffer("count", ember.zeros(2))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(self.count.numpy().copy())
+        self.count.data += world.rank + 1
+        return self.linear(x)
+
+
+for broadcast in (True, False):
+    ember.manual_seed(0)
+    tally = Tally()
+    ddp = dist.DistributedDataParallel(tally, broadcast_buffers=broadcast)
+    x = ember.Tensor(np.ones((2, 3), dtype="float32"))
+    for _ in range(3):
+        ddp(x).sum().backward()
+    with ember.no_grad():  # no broadcast outside training: ranks may evaluate alone
+        ddp(x)
+    ddp.eval()
+    ddp(x)
+    ddp.close()
+    np.save(f"{out}/buffers-{broadcast}-rank{world.rank}.npy", np.array(tally.seen))
