@@ -288,12 +288,17 @@ def _kind(value) -> str:
 
 
 def encode_prompt(tokenizer, request: GenerationRequest, served: ServedModel) -> list[int]:
-    """The prompt's token ids; a 400 for text the tokenizer cannot encode or a prompt that fills the context."""
+    """The prompt's token ids; a 400 for text the tokenizer cannot encode or a prompt that fills the context.
+
+    A completion prompt may hold special tokens by name (``<|endoftext|>`` between documents, as OpenAI's
+    completions accept); chat messages are text only, as in OpenAI's chat API: a message that contains
+    ``<|endoftext|>`` gets those characters, not the end-of-text token that would cut the conversation."""
     param = "prompt" if request.kind == "completion" else "messages"
     ids = request.prompt
     if isinstance(ids, str):
+        text_only = request.kind != "completion" and getattr(tokenizer, "special_tokens", None)
         try:
-            ids = tokenizer.encode(ids)
+            ids = tokenizer.encode(ids, allowed_special="none") if text_only else tokenizer.encode(ids)
         except ValueError as exc:
             raise APIError(400, f"'{param}' cannot be encoded by this model's tokenizer: {exc}", param) from None
     if not ids:

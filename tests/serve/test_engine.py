@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ember.models.gpt import GPT, GPTConfig, KVCache, sample_next
+from ember.serve import chat
 from ember.serve.engine import Delta, Done, Engine, QueueFull, RequestRejected, SamplingParams, collect
 from ember.text import ByteBPETokenizer
 
@@ -371,3 +372,18 @@ def test_a_failing_step_ends_its_requests_with_the_error_and_the_engine_serves_o
         assert served["error"] is None and served["choices"][0]["text"] == greedy("dog", 5)
     finally:
         engine.stop()
+
+
+def test_chat_messages_are_text_but_a_completion_prompt_may_name_end_of_text(byte_tok):
+    """As OpenAI's APIs: ``<|endoftext|>`` in a completion prompt is the document separator; in a chat message it
+    is seven characters, which cannot cut the conversation short."""
+    from ember.serve import protocol
+
+    served = protocol.ServedModel(id="m", context=512, vocab_size=byte_tok.vocab_size, max_batch=4)
+    eos = byte_tok.special_tokens["<|endoftext|>"]
+    text = "one<|endoftext|>two"
+    completion = protocol.parse_completion({"model": "m", "prompt": text}, served)
+    assert eos in protocol.encode_prompt(byte_tok, completion, served)
+    chat_request = protocol.parse_chat({"model": "m", "messages": [{"role": "user", "content": text}]}, served)
+    ids = protocol.encode_prompt(byte_tok, chat_request, served)
+    assert eos not in ids and byte_tok.decode(ids) == chat.render([("user", text)])
