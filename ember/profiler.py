@@ -250,8 +250,8 @@ class _Hooks:
         Only the modules imported since ``install`` are scanned for the profiled apply: an older module got it
         only if it was swapped (restored above) or re-executed meanwhile (``importlib.reload``), and for that
         rare case the profiled apply hands every op to the running profile's apply from now on (or to the
-        dispatcher when none runs): no event is lost, none is recorded twice. When modules were removed from sys.modules
-        meanwhile (positions moved), every module is scanned."""
+        dispatcher when none runs): no event is lost, none is recorded twice. When modules were removed from
+        sys.modules meanwhile (positions moved), every module is scanned."""
         self.recording[0] = False
         if _active_apply[0] is self.profiled_apply:
             _active_apply[0] = None
