@@ -22,6 +22,7 @@ from .. import backend, nn
 from ..autograd import no_grad
 from ..nn import functional as F
 from ..ops import elementwise as E
+from ..ops import linalg as L
 from ..ops import nn as N
 from ..ops.attention import attend_cached_rows, causal_mask_t
 from ..tensor import Tensor
@@ -141,11 +142,21 @@ def _layer_norm(x, ln: nn.LayerNorm):
                 has_weight=ln.weight is not None, has_bias=ln.bias is not None)
 
 
+FEW_ROWS = 32  # up to this many rows the decode loop's Linear runs as (W @ x.T).T (benchmarks/bench_decode_gemm.py)
+
+
 def _linear(x, layer: nn.Linear):
-    """``x @ W.T + b`` for the decode loop, computed as ``(W @ x.T).T``: with the few rows of a decode step (or of a
-    prefill chunk) OpenBLAS then streams the large weight in the order it is stored and packs only the small
-    operand. The code model's 25 GEMMs of a 16-row step took 4.9 ms this way against 10.9 ms (2 threads; the
-    same at 1 row and at 128). The result is made C-contiguous again for the compiled kernels that follow."""
+    """``x @ W.T + b`` for the decode loop. With the few rows of a decode step (one per request) it runs as
+    ``(W @ x.T).T`` (``_linear_transposed``), which OpenBLAS runs faster there: it streams the large weight in the
+    order it is stored and packs only the small operand. From about 64 rows (a prefill chunk) ``x @ W.T``, the
+    Linear op's own forward, is the faster again."""
+    if x.size > FEW_ROWS * x.shape[-1]:
+        return _run(L.Linear, x, *([layer.weight.data] + ([] if layer.bias is None else [layer.bias.data])))
+    return _linear_transposed(x, layer)
+
+
+def _linear_transposed(x, layer: nn.Linear):
+    """``x @ W.T + b`` as ``(W @ x.T).T``, made C-contiguous again for the compiled kernels that follow."""
     w = layer.weight.data
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
