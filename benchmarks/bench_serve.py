@@ -7,9 +7,10 @@ one to judge batching by). Every part is bounded in requests and in time.
 
 * Load, for 1, 4 and 16 concurrent clients, each sending streamed completions back to back (``--max-tokens``
   new tokens, sampled at temperature 0.8 with a seed per request, prompts cut from a fixed text), until
-  ``--requests-per-client`` requests each or ``--seconds`` have passed: output tokens per second (completion
-  tokens from the usage chunks over the wall time of the level), time to first token p50/p95 (request sent to
-  first text chunk, client side), and the server's mean decode batch (from /metrics). Against two servers of the
+  ``--requests-per-client`` requests each (at least 16 per level: one client sends 16 in turn) or ``--seconds``
+  have passed: output tokens per second (completion tokens from the usage chunks over the wall time of the
+  level), time to first token p50/p95 (request sent to first text chunk, client side), and the server's mean
+  decode batch (from /metrics). Against two servers of the
   same checkpoint, both up at once: continuous batching (``--max-batch 16``) and one at a time (``--max-batch
   1``). Every (server, clients) level runs once per round, in ``--load-rounds`` rounds (every other one in
   reverse order); tokens/s is the median over the rounds and the gains are medians of per-round ratios.
@@ -56,6 +57,7 @@ MARKER = "bench_serve"
 CLIENT_LEVELS = (1, 4, 16)
 SERVERS = {"continuous": 16, "one_at_a_time": 1}  # name -> --max-batch
 MALFORMED_EVERY = 10
+MIN_REQUESTS = 16  # per load level at least (so 1 client sends 16 in turn): a level of 4 requests lasted ~1 s
 CODE_MODEL = REPO / "runs" / "code-plain"  # issue 13's code model, where compute (not HTTP) dominates
 TRAIN = dict(n_layer=4, n_head=4, n_embd=128, block_size=128, max_iters=150)
 QUICK_TRAIN = dict(n_layer=1, n_head=2, n_embd=32, block_size=64, max_iters=10)
@@ -324,7 +326,8 @@ def load_comparison(ckpt: Path, model: str, folder: Path, per_client: int, max_t
             for name, clients in order if r % 2 == 0 else order[::-1]:
                 url = urls[name]
                 before = server_metrics(url)
-                level = asyncio.run(load_level(url, model, clients, per_client, max_tokens, seconds))
+                each = max(per_client, -(-MIN_REQUESTS // clients))  # every level long enough to time
+                level = asyncio.run(load_level(url, model, clients, each, max_tokens, seconds))
                 after = server_metrics(url)
                 steps = after["ember_decode_steps_total"] - before["ember_decode_steps_total"]
                 rows = after["ember_decode_rows_total"] - before["ember_decode_rows_total"]
@@ -340,7 +343,7 @@ def load_comparison(ckpt: Path, model: str, folder: Path, per_client: int, max_t
 def merge_levels(levels: list[dict]) -> dict:
     """One load level's rounds as one row: median tokens/s (and each round's), TTFT percentiles over every
     request, sums of requests and errors."""
-    ttft = np.concatenate([lv.pop("ttfts") for lv in levels]) if levels else np.array([np.nan])
+    ttft = np.concatenate([lv.pop("ttfts") for lv in levels])
     ttft = ttft if ttft.size else np.array([np.nan])
     return {"clients": levels[0]["clients"], "rounds": len(levels),
             "requests": sum(lv["requests"] for lv in levels), "errors": sum(lv["errors"] for lv in levels),
