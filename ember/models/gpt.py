@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import backend, nn
 from ..autograd import no_grad
+from ..kernels import sampling
 from ..nn import functional as F
 from ..ops import elementwise as E
 from ..ops import linalg as L
@@ -264,6 +265,53 @@ class KVCache:
         return rows.astype(np.int64, copy=False)
 
 
+class _Chunk:
+    """B sequences of t new tokens each, continuing cache rows ``rows`` from their lengths: their positions, mask
+    and where their keys and values go. Checked against the cache's room."""
+
+    def __init__(self, ids: np.ndarray, rows: np.ndarray, cache: KVCache):
+        self.ids, self.rows = ids, rows
+        self.b, self.t = ids.shape
+        self.starts = starts = cache.lengths[rows]
+        if starts.max() + self.t > cache.max_len:
+            raise ValueError(f"KVCache full: {int(starts.max())} + {self.t} tokens exceed its {cache.max_len} "
+                             f"positions")
+        self.xp = xp = backend.device_of(cache.kv).xp
+        self.uniform = bool((starts == starts[0]).all())
+        start, end = int(starts[0]), int(starts.max()) + self.t
+        self.positions = starts[:, None] + np.arange(self.t)  # (B, t)
+        self._at = None
+        dtype = cache.kv.dtype
+        if self.uniform:
+            self.mask = causal_mask_t(xp, end, self.t, offset=start, dtype=dtype) if self.t > 1 else None
+            self.all_rows = rows.size == cache.batch and bool((rows == np.arange(cache.batch)).all())
+        else:  # rows at different lengths: each query sees its own row's keys up to its own position
+            self.mask = _row_mask(xp, self.positions, end, dtype)
+            self.all_rows = False
+
+    def embed(self, tr):
+        """Token plus position embeddings of the chunk's tokens, (B·t, C)."""
+        if self.uniform:
+            start = int(self.starts[0])
+            wpe = tr["wpe"].weight.data[start : start + self.t]
+        else:
+            wpe = tr["wpe"].weight.data[self.xp.asarray(self.positions)]
+        x = F.embedding(self.ids, tr["wte"].weight).data + wpe  # ids checked
+        return x.reshape(self.b * self.t, x.shape[-1])
+
+    def write(self, kv, heads) -> None:
+        """The chunk's new keys and values (heads[1], heads[2]: (B, H, t, D)) into one layer's cache."""
+        if self.uniform and self.all_rows:
+            start = int(self.starts[0])
+            kv[:, :, :, start : start + self.t] = heads[1:]
+        else:  # advanced indices around a slice: the indexed view is (B, t, H, D)
+            if self._at is None:  # on the cache's device, once for every layer
+                self._at = self.xp.asarray(self.rows)[:, None], self.xp.asarray(self.positions)
+            dev_rows, dev_positions = self._at
+            kv[0][dev_rows, :, dev_positions] = heads[1].transpose(0, 2, 1, 3)
+            kv[1][dev_rows, :, dev_positions] = heads[2].transpose(0, 2, 1, 3)
+
+
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig | None = None, **overrides):
         super().__init__()
@@ -382,54 +430,80 @@ class GPT(nn.Module):
         rows = np.arange(cache.batch) if rows is None else cache.check_rows(rows)
         if rows.size != b:
             raise ValueError(f"forward_cached: {b} sequences of ids for {rows.size} cache rows")
-        starts = cache.lengths[rows]
-        if starts.max() + t > cache.max_len:
-            raise ValueError(f"KVCache full: {int(starts.max())} + {t} tokens exceed its {cache.max_len} positions")
+        x = self._run_cached([_Chunk(ids, rows, cache)], cache)
+        x = x.reshape((b, t) + x.shape[1:])
+        if last_only:
+            x = x[:, -1:]
+        return self._head(x)
+
+    @no_grad()
+    def forward_last(self, sequences, cache: KVCache, rows) -> np.ndarray:
+        """Logits (B, V) after the last token of each of B sequences of any lengths, sequence b continuing cache
+        row ``rows[b]``: one forward for a server step's one-token decode rows and a prompt's chunk together,
+        each Linear reading its weight once for all of them. Equal to ``forward_cached`` of each sequence
+        (tested): tokens share the matrix products, and attention runs per group of sequences of one length."""
+        rows = cache.check_rows(rows)
+        sequences = [np.asarray(s) for s in sequences]
+        if len(sequences) != rows.size:
+            raise ValueError(f"forward_last: {len(sequences)} sequences for {rows.size} cache rows")
+        for s in sequences:
+            if s.ndim != 1 or not s.size:
+                raise ValueError(f"forward_last: each sequence must be a non-empty 1-d list of ids, got shape "
+                                 f"{s.shape}")
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(sequences):
+            groups.setdefault(s.size, []).append(i)
+        order = [i for members in groups.values() for i in members]
+        chunks = [_Chunk(np.stack([sequences[i] for i in members]), rows[members], cache)
+                  for members in groups.values()]
+        x = self._run_cached(chunks, cache)
+        ends = np.cumsum([chunk.b * chunk.t for chunk in chunks])
+        last = np.concatenate([end - chunk.t * np.arange(chunk.b)[::-1] - 1 for chunk, end in zip(chunks, ends)])
+        back = np.empty(len(order), dtype=np.int64)
+        back[order] = np.arange(len(order))
+        return self._head(x[backend.device_of(x).xp.asarray(last[back])])
+
+    def _head(self, x):
+        """Logits from the last block's output (streams summed first)."""
+        if self.config.streams > 1:
+            x = x.sum(axis=-2)
+        return _linear(_layer_norm(x, self.transformer["ln_f"]), self.lm_head)
+
+    def _run_cached(self, chunks: list[_Chunk], cache: KVCache):
+        """The blocks over every chunk's new tokens packed in one array (N, C) (or (N, n, C) streams): each
+        Linear, LayerNorm and GELU once for all of them, attention per chunk. Writes the new keys and values and
+        advances the rows' lengths; returns the last block's output, chunk after chunk, row after row."""
         c = self.config
         tr = self.transformer
         xp = backend.device_of(tr["wte"].weight.data).xp
         h, d = c.n_head, c.n_embd // c.n_head
-        uniform = bool((starts == starts[0]).all())
-        start, end = int(starts[0]), int(starts.max()) + t
-        positions = starts[:, None] + np.arange(t)  # (B, t)
-        if uniform:
-            wpe = tr["wpe"].weight.data[start : start + t]
-            mask = causal_mask_t(xp, end, t, offset=start, dtype=tr["wte"].weight.dtype) if t > 1 else None
-            all_rows = rows.size == cache.batch and bool((rows == np.arange(cache.batch)).all())
-        else:  # rows at different lengths: each query sees its own row's keys up to its own position
-            wpe = tr["wpe"].weight.data[xp.asarray(positions)]
-            mask = _row_mask(xp, positions, end, tr["wte"].weight.dtype)
-            all_rows = False
-        x = F.embedding(ids, tr["wte"].weight).data + wpe  # ids checked
-        n = c.streams
-        if n > 1:
-            x = xp.broadcast_to(x[:, :, None, :], (b, t, n, c.n_embd))
-        dev_rows, dev_positions = xp.asarray(rows)[:, None], xp.asarray(positions)
+        scale = 1.0 / math.sqrt(d)
+        embedded = [chunk.embed(tr) for chunk in chunks]
+        x = embedded[0] if len(chunks) == 1 else xp.concatenate(embedded)
+        if c.streams > 1:
+            x = xp.broadcast_to(x[:, None, :], x.shape[:1] + (c.streams, c.n_embd))
+        spans = np.cumsum([0] + [chunk.b * chunk.t for chunk in chunks]).tolist()
         for layer, block in enumerate(tr["h"]):
             streams = x
             x, maps = _enter(block.hc_attn, streams)
             qkv = _linear(_layer_norm(x, block.ln_1), block.attn.c_attn)
-            heads = qkv.reshape(b, t, 3, h, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, t, D)
             kv = cache.kv[layer]
-            if uniform and all_rows:
-                kv[:, :, :, start : start + t] = heads[1:]
-            else:  # advanced indices around a slice: the indexed view is (B, t, H, D)
-                kv[0][dev_rows, :, dev_positions] = heads[1].transpose(0, 2, 1, 3)
-                kv[1][dev_rows, :, dev_positions] = heads[2].transpose(0, 2, 1, 3)
-            y = attend_cached_rows(xp, kv, heads[0], rows, starts, 1.0 / math.sqrt(d), mask)  # (B, H, t, D)
-            y = y.transpose(0, 2, 1, 3).reshape(b, t, c.n_embd)
+            ys = []
+            for chunk, lo, hi in zip(chunks, spans, spans[1:]):
+                heads = qkv[lo:hi].reshape(chunk.b, chunk.t, 3, h, d).transpose(2, 0, 3, 1, 4)  # (3, B, H, t, D)
+                chunk.write(kv, heads)
+                y = attend_cached_rows(xp, kv, heads[0], chunk.rows, chunk.starts, scale, chunk.mask)  # (B, H, t, D)
+                ys.append(y.transpose(0, 2, 1, 3).reshape(chunk.b * chunk.t, c.n_embd))
+            y = ys[0] if len(ys) == 1 else xp.concatenate(ys)
             x = _leave(block.hc_attn, streams, _linear(y, block.attn.c_proj), maps)
             mlp = block.mlp
             streams = x
             x, maps = _enter(block.hc_mlp, streams)
             hidden = _run(E.GELU, _linear(_layer_norm(x, block.ln_2), mlp.c_fc), approximate=mlp.gelu.approximate)
             x = _leave(block.hc_mlp, streams, _linear(hidden, mlp.c_proj), maps)
-        cache.lengths[rows] = starts + t
-        if last_only:
-            x = x[:, -1:]
-        if n > 1:
-            x = x.sum(axis=-2)
-        return _linear(_layer_norm(x, tr["ln_f"]), self.lm_head)
+        for chunk in chunks:
+            cache.lengths[chunk.rows] = chunk.starts + chunk.t
+        return x
 
     # -- sampling ---------------------------------------------------------------------------------
     def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
@@ -505,6 +579,27 @@ def sample_next(logits: np.ndarray, temperature: float, top_k: int | None, top_p
         p = masked / masked.sum()
     # The draw Generator.choice(p.size, p=p) makes (the same uniform, the same normalised cumulative sum, so the
     # same id for a seed), without its checks of p, which took 90 of a token's 107 µs at 8,192 classes.
-    cdf = np.cumsum(p)
-    cdf /= cdf[-1]
-    return int(cdf.searchsorted(rng.random(), side="right"))
+    return int(sampling.draw(p[None], np.array([rng.random()]))[0])
+
+
+def sample_rows(logits: np.ndarray, temperatures, top_ks, top_ps, rngs) -> list[int]:
+    """``sample_next`` for each row of ``logits`` (R, V) float64, with each row's own arguments and generator:
+    the same ids, and each generator advanced as ``sample_next`` advances it. The rows sampled at a temperature
+    without top-k or top-p (a server's usual request) take one batched pass: the same arithmetic on a (rows, V)
+    array, and one call of the compiled draw."""
+    ids: list[int | None] = [None] * len(rngs)
+    plain = []
+    for r, (t, k, p_top) in enumerate(zip(temperatures, top_ks, top_ps)):
+        if t != 0 and (k is None or k >= logits.shape[1]) and (p_top is None or p_top >= 1.0):
+            plain.append(r)
+        else:
+            ids[r] = sample_next(logits[r], t, k, p_top, rngs[r])
+    if plain:
+        p = logits[plain]  # a copy, worked in place: each (rows, V) temporary costs its page faults
+        p /= np.array([temperatures[r] for r in plain], dtype=np.float64)[:, None]
+        p -= p.max(axis=1, keepdims=True)
+        np.exp(p, out=p)
+        p /= p.sum(axis=1, keepdims=True)
+        for r, token in zip(plain, sampling.draw(p, np.array([rngs[r].random() for r in plain]))):
+            ids[r] = int(token)
+    return ids

@@ -6,13 +6,15 @@ Each active request owns one cache row per choice (``n`` rows for ``n`` choices)
 1. frees the rows of cancelled requests, and drops cancelled requests still waiting;
 2. admits waiting requests, oldest first, while the oldest fits in the free rows (a request never overtakes
    an older one, so a request of ``n`` choices is not starved by smaller ones);
-3. prefills ONE chunk (at most ``prefill_chunk`` tokens) of the oldest request still being prefilled, into its
-   first row; after its last chunk the row's keys and values are copied into the request's other rows (the
-   prompt is computed once, whatever ``n``), and every choice samples its first token from the last logits;
-4. runs one ``GPT.forward_cached`` over ALL decoding rows at once (one token each, every row at its own
-   length), samples each row with its own generator, and hands the text to the request's consumer.
+3. runs ONE forward (``GPT.forward_last``) over every decoding row's next token (one token each, every row at
+   its own length) and ONE chunk (at most ``prefill_chunk`` tokens) of the oldest request still being
+   prefilled, into its first row: the chunk shares the step's matrix products;
+4. samples each decoding row with its own generator (all rows in one batched pass) and hands the text to the
+   request's consumer; after a prompt's last chunk, its row's keys and values are copied into the request's
+   other rows (the prompt is computed once, whatever ``n``), and every choice samples its first token from
+   the prompt's last logits (it decodes from the next step on).
 
-So a long prompt costs the decoding requests one chunk's forward per step, never its whole prefill.
+So a long prompt costs the decoding requests one chunk's share of a forward per step, never its whole prefill.
 
 A choice finishes at the end-of-text token (the tokenizer's ``<|endoftext|>``, finish "stop", the token not
 shown), at a stop string (finish "stop", the text cut just before it), after ``max_tokens`` tokens (finish
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import backend
-from ..models.gpt import sample_next
+from ..models.gpt import sample_next, sample_rows
 
 log = logging.getLogger("ember.serve")
 
@@ -393,8 +395,7 @@ class Engine:
         try:
             self._drop_cancelled(touched)
             self._admit()
-            worked = self._prefill_chunk(touched)
-            return self._decode(touched) or worked
+            return self._forward(touched)
         finally:
             self._active = [r for r in self._active if not r.done]
             _notify(touched)
@@ -424,46 +425,57 @@ class Engine:
                 self._prefilling.append(request)
                 self._active.append(request)
 
-    def _prefill_chunk(self, touched: dict[int, Request]) -> bool:
-        if not self._prefilling:
+    def _forward(self, touched: dict[int, Request]) -> bool:
+        """One forward (``GPT.forward_last``) for every decoding row's next token and the next chunk of the
+        oldest prompt being prefilled: the chunk shares the decode step's matrix products instead of reading
+        every weight again in a forward of its own (which cost a 16-row step of the code model about 70% more)."""
+        live = list(self._decoding)
+        request = self._prefilling[0] if self._prefilling else None
+        if not live and request is None:
             return False
-        request = self._prefilling[0]
-        first = request.choices[0].row
-        chunk = request.prompt[request.prefilled : request.prefilled + self.prefill_chunk]
-        logits = self.model.forward_cached(np.array([chunk]), self.cache, rows=[first], last_only=True)
-        request.prefilled += len(chunk)
+        sequences, rows = [[c.last_token] for c in live], [c.row for c in live]
+        if request is not None:
+            chunk = request.prompt[request.prefilled : request.prefilled + self.prefill_chunk]
+            sequences.append(chunk)
+            rows.append(request.choices[0].row)
+        logits = _host64(self.model.forward_last(sequences, self.cache, rows))
         with self.lock:
-            self.stats.prefill_chunks += 1
-        if request.prefilled < len(request.prompt):
-            return True
+            if live:
+                self.stats.decode_steps += 1
+                self.stats.decode_rows += len(live)
+            if request is not None:
+                self.stats.prefill_chunks += 1
+        if live:
+            params = [c.request.params for c in live]
+            tokens = sample_rows(logits[: len(live)], [p.temperature for p in params], [p.top_k for p in params],
+                                 [p.top_p for p in params], [c.rng for c in live])
+            for choice, row_logits, token in zip(live, logits, tokens):
+                self._accept(choice, row_logits, touched, token)
+        if request is not None:
+            request.prefilled += len(chunk)
+            if request.prefilled == len(request.prompt):
+                self._prefilled(request, logits[-1], touched)
+        return True
+
+    def _prefilled(self, request: Request, last: np.ndarray, touched: dict[int, Request]) -> None:
+        """The prompt is in its first row: copy it to the other choices' rows (the prompt is computed once,
+        whatever n is), and every choice samples its first token from the prompt's last logits."""
         self._prefilling.popleft()
-        if len(request.choices) > 1:  # the prompt is computed once, whatever n is
-            self.cache.copy_rows(first, [c.row for c in request.choices[1:]])
-        last = _host64(logits[0, -1])
+        if len(request.choices) > 1:
+            self.cache.copy_rows(request.choices[0].row, [c.row for c in request.choices[1:]])
         with self.lock:
             self.stats.prompt_tokens += len(request.prompt)
         for choice in request.choices:
             self._accept(choice, last, touched)
-        return True
-
-    def _decode(self, touched: dict[int, Request]) -> bool:
-        live = self._decoding
-        if not live:
-            return False
-        ids = np.array([[c.last_token] for c in live])
-        logits = _host64(self.model.forward_cached(ids, self.cache, rows=[c.row for c in live])[:, 0])
-        with self.lock:
-            self.stats.decode_steps += 1
-            self.stats.decode_rows += len(live)
-        for choice, row_logits in zip(list(live), logits):
-            self._accept(choice, row_logits, touched)
-        return True
 
     # -- one sampled token --------------------------------------------------------------------------
-    def _accept(self, choice: _Choice, logits: np.ndarray, touched: dict[int, Request]) -> None:
-        """Sample the choice's next token from its logits, hand out what became final, finish it if due."""
+    def _accept(self, choice: _Choice, logits: np.ndarray, touched: dict[int, Request], token: int | None = None
+                ) -> None:
+        """Take the choice's next token (sampled from its logits unless given: a decode step samples all its
+        rows at once), hand out what became final, finish the choice if due."""
         request, p = choice.request, choice.request.params
-        token = sample_next(logits, p.temperature, p.top_k, p.top_p, choice.rng)
+        if token is None:
+            token = sample_next(logits, p.temperature, p.top_k, p.top_p, choice.rng)
         choice.generated += 1
         if request.first_token_at is None:
             request.first_token_at = time.monotonic()

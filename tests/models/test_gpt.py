@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import ember
+from ember import kernels
 from ember.models import MODELS, build
-from ember.models.gpt import GPT, GPTConfig, sample_next
+from ember.models.gpt import GPT, GPTConfig, sample_next, sample_rows
 from ember.testing.torch_gpt import build_torch_gpt, copy_gpt_weights
 
 SMALL = dict(vocab_size=13, block_size=16, n_layer=2, n_head=2, n_embd=8)
@@ -246,3 +247,23 @@ def test_last_logits_equal_the_full_forwards_last_position(dtype, tol):
     np.testing.assert_allclose(last, full, rtol=tol, atol=tol)
     with pytest.raises(ValueError, match="longer than the context of 32"):
         model.last_logits(np.zeros((1, 33), np.int64))
+
+
+@pytest.mark.parametrize("backend", kernels.available())
+def test_sampling_rows_together_draws_what_each_row_draws_alone(backend):
+    """A server samples all its decode rows in one pass: same ids as sample_next row by row, and every
+    generator left where sample_next leaves it, whatever mix of greedy, top-k, top-p and plain rows."""
+    with kernels.use(backend):
+        for seed in range(40):
+            data = np.random.default_rng(seed)
+            rows, vocab = int(data.integers(1, 17)), int(data.choice([2, 9, 500, 8192]))
+            logits = data.standard_normal((rows, vocab)) * data.uniform(0.1, 8)
+            temperatures = data.choice([0.0, 0.4, 0.8, 1.0, 1.7], rows).tolist()
+            top_ks = [None if data.random() < 0.7 else int(data.integers(1, vocab + 3)) for _ in range(rows)]
+            top_ps = [None if data.random() < 0.7 else float(data.uniform(0.05, 1.0)) for _ in range(rows)]
+            ours = [np.random.default_rng([seed, r]) for r in range(rows)]
+            alone = [np.random.default_rng([seed, r]) for r in range(rows)]
+            got = sample_rows(logits, temperatures, top_ks, top_ps, ours)
+            want = [sample_next(logits[r], temperatures[r], top_ks[r], top_ps[r], alone[r]) for r in range(rows)]
+            assert got == want, seed
+            assert [g.random() for g in ours] == [g.random() for g in alone]

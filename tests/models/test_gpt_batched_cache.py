@@ -183,3 +183,43 @@ def test_copied_rows_continue_the_source_prompt_and_last_only_is_the_last_row_of
         np.testing.assert_allclose(out[row], want, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="row 4 is out of range"):
         cache.copy_rows(4, [0])
+
+
+@pytest.mark.parametrize("residual,streams", MODES)
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_sequences_of_any_lengths_in_one_forward_give_each_ones_own_logits(residual, streams, dtype, tol):
+    """forward_last packs a server step (one-token decode rows and a prompt's chunk) into one forward: for random
+    mixes of lengths, rows in any order and idle rows, each sequence's last logits are those of its full forward,
+    and the cache continues each row as if it had been fed alone."""
+    model = small_gpt(residual, streams, dtype)
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        seqs = [sequence(16, 100 * seed + r) for r in range(5)]
+        cache = model.new_cache(batch=6)
+        fed = [0] * 5
+        while min(fed) < 16:
+            active = [r for r in range(5) if fed[r] < 16 and rng.random() < 0.8] or [fed.index(min(fed))]
+            rng.shuffle(active)
+            takes = [int(min(16 - fed[r], rng.choice([1, 1, 1, rng.integers(1, 8)]))) for r in active]
+            out = model.forward_last([seqs[r][fed[r]:fed[r] + n] for r, n in zip(active, takes)], cache,
+                                     rows=active)
+            assert out.shape == (len(active), SMALL["vocab_size"])
+            for r, n, got in zip(active, takes, out):
+                fed[r] += n
+                want = full_logits(model, seqs[r][:fed[r]])[-1]
+                np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max(), err_msg=f"{seed} {r}")
+        assert cache.lengths.tolist() == [16] * 5 + [0]
+
+
+def test_forward_last_refuses_what_it_cannot_run():
+    model = small_gpt()
+    cache = model.new_cache(batch=2)
+    with pytest.raises(ValueError, match="2 sequences for 1 cache rows"):
+        model.forward_last([[1], [2]], cache, rows=[0])
+    with pytest.raises(ValueError, match="non-empty"):
+        model.forward_last([[]], cache, rows=[0])
+    with pytest.raises(ValueError, match="repeat"):
+        model.forward_last([[1], [2]], cache, rows=[1, 1])
+    with pytest.raises(ValueError, match="KVCache full"):
+        model.forward_last([sequence(17, 0)], cache, rows=[0])
+    assert cache.lengths.tolist() == [0, 0]

@@ -42,33 +42,37 @@ def greedy_params(max_tokens: int, **kw) -> SamplingParams:
 
 
 class ForwardSpy:
-    """Records every forward the engine runs (it names rows; GPT.generate, the reference, does not):
-    (step, tokens per row, rows)."""
+    """Records every forward the engine runs: (step, tokens of each sequence, rows)."""
 
     def __init__(self, model: GPT):
-        self.calls, self.step, self.forward = [], 0, model.forward_cached
+        self.calls, self.step, self.forward = [], 0, model.forward_last
 
-    def __call__(self, ids, cache, rows=None, last_only=False):
-        if rows is not None:
-            self.calls.append((self.step, np.asarray(ids).shape[1], list(rows)))
-        return self.forward(ids, cache, rows=rows, last_only=last_only)
+    def __call__(self, sequences, cache, rows):
+        self.calls.append((self.step, [len(s) for s in sequences], list(rows)))
+        return self.forward(sequences, cache, rows)
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """(tokens, row) of every sequence longer than one token (a prompt's chunk)."""
+        return [(n, row) for _, lengths, rows in self.calls for n, row in zip(lengths, rows) if n > 1]
 
 
 @pytest.fixture
 def spy(model, monkeypatch):
     s = ForwardSpy(model)
-    monkeypatch.setattr(model, "forward_cached", s)
+    monkeypatch.setattr(model, "forward_last", s)
     return s
 
 
 def stepped(engine: Engine, spy: ForwardSpy, requests=()) -> bool:
-    """One engine step; checks that it decoded every request already decoding in ONE forward."""
+    """One engine step; checks that it ran at most one forward, which decoded every request already decoding."""
     decoding = {r.choices[0].row for r in requests if r.choices and r.prefilled == len(r.prompt) and not r.done}
     spy.step += 1
     worked = engine.step()
+    calls = [(lengths, rows) for step, lengths, rows in spy.calls if step == spy.step]
+    assert len(calls) <= 1, calls
     if decoding:
-        together = [rows for step, t, rows in spy.calls if step == spy.step and t == 1 and set(rows) >= decoding]
-        assert len(together) == 1, (decoding, spy.calls[-3:])
+        lengths, rows = calls[0]
+        assert {row for n, row in zip(lengths, rows) if n == 1} >= decoding, (decoding, calls)
     return worked
 
 
@@ -94,8 +98,8 @@ def test_batched_greedy_decoding_equals_each_request_alone_whatever_joins_or_lea
         assert got["choices"][0]["text"] == want, i
         assert got["choices"][0]["finish_reason"] == "length"
         assert got["completion_tokens"] == len(want) and got["prompt_tokens"] == len(prompts[i])
-    assert max(len(rows) for _, _, rows in spy.calls) == 3  # all rows decoded together
-    assert all(len(rows) == 1 for _, t, rows in spy.calls if t > 1)  # a prefill chunk: one request's
+    assert max(len(rows) for _, _, rows in spy.calls) == 3  # all rows in one forward
+    assert all(sum(n > 1 for n in lengths) <= 1 for _, lengths, _ in spy.calls)  # one prompt's chunk at most
     assert engine.active_rows == 0 and engine.free_rows == [0, 1, 2]
 
 
@@ -117,7 +121,7 @@ def test_a_long_prompt_is_prefilled_in_chunks_while_the_others_keep_decoding(gre
     row = long.choices[0].row
     run(engine)
     assert result(long)["choices"][0]["text"] == greedy(long_prompt, 4)
-    assert [t for _, t, rows in spy.calls if t > 1 and rows == [row]] == [4] * 8 + [2]
+    assert [n for n, r in spy.chunks() if r == row] == [4] * 8 + [2]
 
 
 def test_cancelling_frees_the_rows_at_the_next_step(greedy, model, tok):
@@ -187,16 +191,14 @@ class ScriptedModel:
     def new_cache(self, batch: int):
         return KVCache(self.config, batch, self.config.block_size, np.float64)
 
-    def forward_cached(self, ids, cache, rows, last_only=False):
-        t = np.asarray(ids).shape[1]
-        logits = np.zeros((len(rows), t, self.config.vocab_size))
-        for i, row in enumerate(rows):
-            for j in range(t):
-                k = cache.lengths[row] + j + 1 - self.prompt_len
-                if 0 <= k < len(self.script):
-                    logits[i, j, self.script[k]] = 10.0
-        cache.lengths[rows] += t
-        return logits[:, -1:] if last_only else logits
+    def forward_last(self, sequences, cache, rows):
+        logits = np.zeros((len(rows), self.config.vocab_size))
+        for i, (sequence, row) in enumerate(zip(sequences, rows)):
+            cache.lengths[row] += len(sequence)
+            k = cache.lengths[row] - self.prompt_len
+            if 0 <= k < len(self.script):
+                logits[i, self.script[k]] = 10.0
+        return logits
 
 
 @pytest.fixture(scope="module")
@@ -271,8 +273,8 @@ def test_n_choices_share_one_prefill(greedy, model, tok, spy):
     request = engine.submit(tok.encode(prompt), greedy_params(12, n=4))
     run(engine)
     assert [c["text"] for c in result(request)["choices"]] == [greedy(prompt, 12)] * 4
-    prefill = [(t, rows) for _, t, rows in spy.calls if t > 1]
-    assert [t for t, _ in prefill] == [8, 8, 3] and len({tuple(r) for _, r in prefill}) == 1
+    prefill = spy.chunks()
+    assert [n for n, _ in prefill] == [8, 8, 3] and len({row for _, row in prefill}) == 1
 
 
 def test_logprobs_are_the_models_own_distribution(model, tok):
@@ -355,11 +357,11 @@ class FailsOnce:
     def eval(self):
         return self
 
-    def forward_cached(self, ids, cache, rows=None, last_only=False):
+    def forward_last(self, sequences, cache, rows):
         if not self.failed:
             self.failed = True
             raise FloatingPointError("boom")
-        return self.model.forward_cached(ids, cache, rows=rows, last_only=last_only)
+        return self.model.forward_last(sequences, cache, rows)
 
 
 def test_a_failing_step_ends_its_requests_with_the_error_and_the_engine_serves_on(greedy, model, tok):

@@ -375,9 +375,9 @@ class SlowModel:
     def eval(self):
         return self
 
-    def forward_cached(self, ids, cache, rows=None, last_only=False):
+    def forward_last(self, sequences, cache, rows):
         time.sleep(self.pause)
-        return self.model.forward_cached(ids, cache, rows=rows, last_only=last_only)
+        return self.model.forward_last(sequences, cache, rows)
 
 
 @pytest.fixture(scope="module")
