@@ -6,6 +6,7 @@ scheduler (engine.py), the accepted fields (protocol.py) and the chat template (
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def add_parser(sub) -> None:
                    help="prompt tokens prefilled per step, between decode steps (default 128)")
     p.add_argument("--max-queue", type=positive_int, default=64,
                    help="requests waiting for rows before new ones get 429 (default 64)")
+    p.add_argument("--engine", choices=("process", "thread"), default="process",
+                   help="run the model in a process of its own (default), or in a thread of the server's: the "
+                        "thread shares Python's lock with the HTTP work, which slows both under load")
     p.add_argument("--no-verify", action="store_true",
                    help="load without checking the weights against the content hashes stored at save time")
     p.set_defaults(run=run)
@@ -47,14 +51,11 @@ def run(args) -> int:
         raise UserError(f"{folder}: no such checkpoint folder (expected the --out folder of ember train gpt)")
     model_id = folder.resolve().name
 
-    def load():
-        from ..serve.engine import Engine
-        from ..train.lm import load_lm
+    from ..serve.worker import EngineProcess, engine_from_run
 
-        model, tokenizer, _ = load_lm(folder, verify=not args.no_verify)
-        return Engine(model, tokenizer, max_batch=args.max_batch, prefill_chunk=args.prefill_chunk,
-                      max_queue=args.max_queue)
-
+    build = functools.partial(engine_from_run, folder, verify=not args.no_verify, max_batch=args.max_batch,
+                              prefill_chunk=args.prefill_chunk, max_queue=args.max_queue)
+    load = functools.partial(EngineProcess, build) if args.engine == "process" else build
     app = create_app(load, model_id, api_key=args.api_key or None)
     say(f"serving {model_id!r} at http://{args.host}:{args.port}/v1 ({args.max_batch} rows"
         f"{', API key required' if args.api_key else ''})")

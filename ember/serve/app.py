@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from . import protocol
-from .engine import TTFT_BUCKETS, Delta, Done, Engine, QueueFull, RequestRejected, collect
+from .engine import TTFT_BUCKETS, Delta, Done, Engine, EngineDown, QueueFull, RequestRejected, collect
 from .protocol import APIError, ServedModel
 
 log = logging.getLogger("ember.serve")
@@ -98,7 +98,8 @@ class Waker:
 class ServeApp:
     """The ASGI application: Starlette's routes inside a counter of answers by endpoint and status (/metrics).
 
-    ``load()`` builds the engine; it runs in a thread at startup, so /health answers 503 while it loads."""
+    ``load()`` builds the engine (an ``Engine``, or a ``worker.EngineProcess`` whose ``start()`` spawns it); it
+    runs in a thread at startup, so /health answers 503 while it loads, and for good if the engine dies."""
 
     def __init__(self, load: Callable[[], Engine], model_id: str, api_key: str | None = None):
         self.load, self.model_id, self.api_key = load, model_id, api_key
@@ -159,10 +160,12 @@ class ServeApp:
 
     # -- routes -------------------------------------------------------------------------------------------
     async def health(self, request: Request) -> Response:
-        if self.engine is not None:
+        failure = getattr(self.engine, "failure", None)  # an engine process that died
+        if self.engine is not None and failure is None:
             return JSONResponse({"status": "ok", "model": self.model_id})
-        status = "failed" if self.load_error else "loading"
-        return JSONResponse({"status": status, "model": self.model_id, "error": self.load_error}, status_code=503)
+        status = "failed" if self.load_error or failure else "loading"
+        return JSONResponse({"status": status, "model": self.model_id, "error": self.load_error or failure},
+                            status_code=503)
 
     async def metrics(self, request: Request) -> Response:
         return PlainTextResponse(self.prometheus_text(), media_type="text/plain; version=0.0.4")
@@ -204,6 +207,8 @@ class ServeApp:
             raise APIError(429, f"the server is busy: {exc}; retry later", code="queue_full") from None
         except RequestRejected as exc:
             raise APIError(400, str(exc)) from None
+        except EngineDown as exc:
+            raise APIError(503, f"the serving engine is down: {exc}", code="engine_down") from None
         if generation.stream:
             return StreamingResponse(_stream(handle, waker, answer, generation.include_usage),
                                      media_type="text/event-stream", headers={"Cache-Control": "no-cache"},

@@ -63,6 +63,10 @@ class QueueFull(Exception):
     """The waiting queue holds ``max_queue`` requests: come back later (HTTP 429)."""
 
 
+class EngineDown(Exception):
+    """The engine's process has died: nothing can run (HTTP 503)."""
+
+
 class RequestRejected(ValueError):
     """A request the engine can never run (a prompt that fills the context, more choices than rows)."""
 
@@ -316,18 +320,15 @@ class Engine:
         self._stopping = False
 
     # -- what consumers call (any thread) --------------------------------------------------------
-    def submit(self, prompt: list[int], params: SamplingParams, notify: Callable[[], None] | None = None) -> Request:
+    def submit(self, prompt: list[int], params: SamplingParams, notify: Callable[[], None] | None = None,
+               submitted: float | None = None) -> Request:
         """Queue a request; raises ``RequestRejected`` for one that can never run, ``QueueFull`` when
-        ``max_queue`` requests are already waiting."""
-        params.check()
-        if not prompt:
-            raise RequestRejected("the prompt needs at least one token")
-        if len(prompt) >= self.context:
-            raise RequestRejected(f"the prompt has {len(prompt)} tokens, which leaves no room for a completion in "
-                                  f"the model's context of {self.context} tokens (at most {self.context - 1})")
-        if params.n > self.max_batch:
-            raise RequestRejected(f"n={params.n} choices need {params.n} rows, the engine has {self.max_batch}")
+        ``max_queue`` requests are already waiting. ``submitted``: when it arrived (``time.monotonic()``, which
+        every process of the machine shares), if before now: the time to first token counts from there."""
+        check_request(prompt, params, self.context, self.max_batch)
         request = Request(next(self._ids), list(prompt), params, notify, _engine=self)
+        if submitted is not None:
+            request.submitted = submitted
         with self._wakeup:
             if self._stopping:
                 raise QueueFull("the engine is shutting down")
@@ -371,22 +372,27 @@ class Engine:
             self._thread.join(timeout)
         self._fail_everything("the server is shutting down")
 
-    def _has_work(self) -> bool:
+    def has_work(self) -> bool:
         return bool(self._waiting or self._active)
 
     def _loop(self) -> None:
         while True:
             with self._wakeup:
-                while not self._stopping and not self._has_work():
+                while not self._stopping and not self.has_work():
                     self._wakeup.wait()
                 if self._stopping:
                     return
-            try:
-                self.step()
-            except Exception as exc:  # a bug must not take the server down: fail what was running, go on
-                log.exception("serving step failed")
-                self._fail_everything(f"internal error in the serving engine: {type(exc).__name__}: {exc}",
-                                      waiting_too=False)
+            self.run_step()
+
+    def run_step(self) -> None:
+        """``step()``, where an exception (a bug) ends the running requests with an error event and the engine
+        serves on: what the engine's thread (and its process, ``serve.worker``) runs."""
+        try:
+            self.step()
+        except Exception as exc:
+            log.exception("serving step failed")
+            self._fail_everything(f"internal error in the serving engine: {type(exc).__name__}: {exc}",
+                                  waiting_too=False)
 
     # -- one scheduling step ----------------------------------------------------------------------------
     def step(self) -> bool:
@@ -556,6 +562,18 @@ class Engine:
         self._active, self._prefilling, self._decoding = [], collections.deque(), []
         self.cache.reset()
         _notify(touched)
+
+
+def check_request(prompt: list[int], params: SamplingParams, context: int, max_batch: int) -> None:
+    """Raise ``RequestRejected`` for a request no engine of this context and rows can ever run."""
+    params.check()
+    if not prompt:
+        raise RequestRejected("the prompt needs at least one token")
+    if len(prompt) >= context:
+        raise RequestRejected(f"the prompt has {len(prompt)} tokens, which leaves no room for a completion in "
+                              f"the model's context of {context} tokens (at most {context - 1})")
+    if params.n > max_batch:
+        raise RequestRejected(f"n={params.n} choices need {params.n} rows, the engine has {max_batch}")
 
 
 def _notify(requests: dict[int, Request]) -> None:

@@ -7,9 +7,11 @@ References: ``GPT.generate`` (greedy, seeded) and the full forward (log-probabil
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +34,7 @@ from ember.io import save_checkpoint  # noqa: E402
 from ember.serve import chat  # noqa: E402
 from ember.serve.app import create_app  # noqa: E402
 from ember.serve.engine import Engine  # noqa: E402
+from ember.serve.worker import EngineProcess, engine_from_run  # noqa: E402
 
 KEY = "sk-test"
 MODEL = "tiny"
@@ -361,6 +364,24 @@ def test_health_is_503_while_the_model_loads_and_says_why_if_it_fails(model, tok
     with serving(broken_load) as live:
         wait_for(lambda: httpx.get(live.url + "/health").json()["status"] == "failed", "the load to fail")
         assert "model.safetensors is missing" in httpx.get(live.url + "/health").json()["error"]
+
+
+def test_an_engine_process_that_dies_turns_health_and_requests_to_503(tmp_path, model, tok, greedy):
+    folder = tmp_path / "tiny-run"
+    folder.mkdir()
+    save_checkpoint(folder / "model.safetensors", model)
+    tok.save(folder / "tokenizer.json")
+    with serving(functools.partial(EngineProcess, functools.partial(engine_from_run, folder, max_batch=2))) as live:
+        live.wait_until_loaded()
+        answer = httpx.post(live.url + "/v1/completions", json={"model": MODEL, "prompt": "over", "max_tokens": 5,
+                                                                "temperature": 0}, timeout=30)
+        assert answer.json()["choices"][0]["text"] == greedy("over", 5)
+        os.kill(live.app.engine.pid, signal.SIGKILL)
+        wait_for(lambda: httpx.get(live.url + "/health").status_code == 503, "/health to say the engine died")
+        health = httpx.get(live.url + "/health").json()
+        assert health["status"] == "failed" and "exit code -9" in health["error"]
+        refused = httpx.post(live.url + "/v1/completions", json={"model": MODEL, "prompt": "a"})
+        assert_openai_error(refused, 503, code="engine_down")
 
 
 class SlowModel:
