@@ -1,4 +1,5 @@
-"""GELU in one pass per direction, float32: Eigen's rational erf instead of a chain of NumPy passes.
+"""GELU in one pass per direction, float32: Eigen's rational erf (and, for the tanh form, Eigen's rational tanh)
+instead of a chain of NumPy passes.
 
 Reference: ``ops.elementwise.GELU`` with ``normal_cdf_and_density`` (Abramowitz & Stegun 7.1.26,
 21 NumPy passes sharing one ``exp``). Here Φ(x) = ½(1 + erf(x/√2)) with Eigen's float32
@@ -9,7 +10,14 @@ float32 GELU has; unlike A&S it does not keep relative accuracy in the far negat
 GELU's value is below 1e-6 in magnitude. The backward needs φ(x) = exp(-x²/2)/√(2π), computed in the
 same pass from a table of e^(-k/8) and a short polynomial (``_exp_neg``), not libm's scalar exp.
 
-float64 stays on the reference (SciPy's erf), which the float64 gradchecks test.
+GPT-2's tanh form, 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))), has a compiled forward (what decoding runs),
+with tanh from Eigen's float32 ``generic_fast_tanh_float``: an odd degree-13 over even degree-6 rational on the
+argument clamped to ±7.9053 (where tanh is 1 in float32), the argument itself below 4e-4. Its error is at most
+3.4e-7 against float64 (about 6 ulp near ±1; NumPy's float32 tanh: 6e-8), so GELU's stays within 4e-7·max(1, |x|);
+tested. Its backward stays on the reference: the derivative's 1 - tanh² would turn that error into 4e-6 near
+|x| = 5, against 1e-7 with NumPy's tanh.
+
+float64 stays on the reference (SciPy's erf, NumPy's tanh), which the float64 gradchecks test.
 """
 
 from __future__ import annotations
@@ -120,4 +128,62 @@ def gelu_backward(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     flat = x.reshape(-1)
     out = np.empty_like(flat)
     _backward_kernel(flat, g.reshape(-1), out)
+    return out.reshape(x.shape)
+
+
+# Eigen (generic_fast_tanh_float): tanh(x) ≈ x·P(x²)/Q(x²) for |x| <= 7.90531110763549805, ±1 beyond.
+_TANH_ALPHA = (_f(-2.76076847742355e-16), _f(2.00018790482477e-13), _f(-8.60467152213735e-11),
+               _f(5.12229709037114e-08), _f(1.48572235717979e-05), _f(6.37261928875436e-04), _f(4.89352455891786e-03))
+_TANH_BETA = (_f(1.19825839466702e-06), _f(1.18534705686654e-04), _f(2.26843463243900e-03), _f(4.89352518554385e-03))
+_TANH_CLAMP, _TANH_TINY = _f(7.90531110763549805), _f(0.0004)
+_SQRT_2_OVER_PI = _f(math.sqrt(2.0 / math.pi))
+_CUBIC = _f(0.044715)
+
+
+def _tanh(v):
+    x = min(max(v, -_TANH_CLAMP), _TANH_CLAMP)
+    x2 = x * x
+    p = x2 * _TANH_ALPHA[0] + _TANH_ALPHA[1]
+    p = x2 * p + _TANH_ALPHA[2]
+    p = x2 * p + _TANH_ALPHA[3]
+    p = x2 * p + _TANH_ALPHA[4]
+    p = x2 * p + _TANH_ALPHA[5]
+    p = x2 * p + _TANH_ALPHA[6]
+    q = x2 * _TANH_BETA[0] + _TANH_BETA[1]
+    q = x2 * q + _TANH_BETA[2]
+    q = x2 * q + _TANH_BETA[3]
+    r = x * p / q
+    return v if abs(v) < _TANH_TINY else r  # a select, not a branch: the loop stays vectorised
+
+
+def tanh_reference(x: np.ndarray) -> np.ndarray:
+    """The same rational tanh in NumPy passes (float32 throughout), to test the kernel's arithmetic exactly."""
+    c = np.clip(x, -_TANH_CLAMP, _TANH_CLAMP)
+    x2 = c * c
+    p = x2 * _TANH_ALPHA[0] + _TANH_ALPHA[1]
+    for a in _TANH_ALPHA[2:]:
+        p = x2 * p + a
+    q = x2 * _TANH_BETA[0] + _TANH_BETA[1]
+    for b in _TANH_BETA[2:]:
+        q = x2 * q + b
+    return np.where(np.abs(x) < _TANH_TINY, x, c * p / q)
+
+
+_tanh_kernel = jit(_tanh)
+
+
+def _gelu_tanh_forward(x, out):
+    for i in range(x.size):
+        v = x[i]
+        out[i] = _HALF * v * (_ONE + _tanh_kernel(_SQRT_2_OVER_PI * (v + _CUBIC * v * v * v)))
+
+
+_tanh_forward_kernel = jit(_gelu_tanh_forward) if _tanh_kernel is not None else None
+
+
+def gelu_tanh_forward(x: np.ndarray) -> np.ndarray:
+    """GPT-2's tanh GELU for a C-contiguous float32 array (callers check ``kernels.takes`` and the dtype)."""
+    flat = x.reshape(-1)
+    out = np.empty_like(flat)
+    _tanh_forward_kernel(flat, out)
     return out.reshape(x.shape)

@@ -498,7 +498,11 @@ class GELU(Function):
     def forward(ctx, a, approximate):
         xp = ctx.xp
         ctx.a, ctx.approximate = a, approximate
-        ctx.compiled = approximate != "tanh" and a.dtype == np.float32 and kernels.takes(a)
+        fits = a.dtype == np.float32 and kernels.takes(a)
+        ctx.compiled = fits and approximate != "tanh"  # the compiled backward: the exact form's only
+        ctx.t = None
+        if fits and approximate == "tanh":  # one pass with a rational tanh; backward: the reference's formula
+            return kernel_gelu.gelu_tanh_forward(a)
         if ctx.compiled:  # one pass with a rational erf; backward recomputes Φ (ember/kernels/activation.py)
             return kernel_gelu.gelu_forward(a)
         if approximate == "tanh":
@@ -513,7 +517,7 @@ class GELU(Function):
         if ctx.compiled:
             return kernel_gelu.gelu_backward(a, np.ascontiguousarray(g, dtype=a.dtype))
         if ctx.approximate == "tanh":
-            t = ctx.t
+            t = ctx.t if ctx.t is not None else ctx.xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a * a * a))
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
             return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du)
         dy = a * ctx.pdf
