@@ -17,7 +17,8 @@ one to judge batching by). Every part is bounded in requests and in time.
 * Soak: ``--soak`` requests (default 1,000) from 16 clients against the batching server, every 10th one
   malformed (invalid JSON, unknown model, out-of-range fields, a prompt longer than the context, ...), a third of
   the good ones streamed: successes, 4xx answers to the malformed ones, anything else (a wrong status, a dropped
-  connection, a timeout: "lost"), and the server's resident memory (VmRSS) after a warm-up and after the soak.
+  connection, a timeout: "lost"), and the server's resident memory (VmRSS, its HTTP process and the engine's
+  process together) after a warm-up and after the soak.
 * Decode only (``--decode-only`` runs just this): batch-1 greedy decoding in this process, tokens per second of
   ``GPT.generate`` and of the serving engine at batch 1 (the scheduler's own cost, no HTTP).
   ``decode_contenders()`` is where other runtimes join; benchmarks/bench_decode_runtimes.py compares ember with
@@ -147,11 +148,28 @@ def server(ckpt: Path, max_batch: int, log_folder: Path):
 
 
 def rss_mb(pid: int) -> float:
-    """A process's resident memory (VmRSS) in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+    """The resident memory (VmRSS) in MB of a process and all its descendants: the server's HTTP process and the
+    engine's process it spawns, which holds the model and the KV cache."""
+    total = 0.0
+    for one in process_tree(pid):
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+                break
+        else:
+            raise RuntimeError(f"no VmRSS in /proc/{one}/status")
+    return total
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from /proc/<pid>/task/<tid>/children (Linux)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").iterdir():
+            todo.extend(int(c) for c in (task / "children").read_text().split())
+    return found
 
 
 def server_metrics(url: str) -> dict[str, float]:

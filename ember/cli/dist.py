@@ -108,14 +108,32 @@ class DivergedOnEveryRank(TrainingDiverged):
 
 class AgreeingGuard(NonFiniteGuard):
     """A NonFiniteGuard that decides on the mean of every rank's value: all ranks skip the same batches (one that
-    skipped alone would pair its next gradient all-reduce with the others' current one) and stop at the same step."""
+    skipped alone would pair its next gradient all-reduce with the others' current one) and stop at the same step.
+
+    The loss's agreement is postponed (``check_loss`` starts it, ``settle`` decides): every rank runs backward,
+    and the loss's all-reduce completes while the gradients' does, so a step waits for the other ranks once, not
+    twice. A non-finite loss then costs a backward whose gradients are dropped (``settle`` says skip, or stops)."""
 
     def __init__(self, policy: str, world):
         super().__init__(policy)
         self.world = world
+        self._pending = None  # (the started all-reduce of the loss, where)
 
     def ok(self, value: float, where: str, what: str = "loss") -> bool:
-        value = float(self.world.all_reduce(np.array([value], dtype=np.float64), "mean")[0])
+        return self._decide(float(self.world.all_reduce(np.array([value], dtype=np.float64), "mean")[0]), where,
+                            what)
+
+    def check_loss(self, value: float, where: str) -> bool:
+        self._pending = self.world.all_reduce_start(np.array([value], dtype=np.float64), "mean"), where
+        return True
+
+    def settle(self) -> bool:
+        if self._pending is None:
+            return True
+        (pending, where), self._pending = self._pending, None
+        return self._decide(float(self.world.wait(pending)[0]), where, "loss")
+
+    def _decide(self, value: float, where: str, what: str) -> bool:
         try:
             return super().ok(value, where, what)
         except TrainingDiverged as exc:

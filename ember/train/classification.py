@@ -46,9 +46,12 @@ def train_epoch(model, loader, optimizer, loss_fn: Callable = F.cross_entropy, p
         logits = model(x)
         loss = loss_fn(logits, y)
         value = loss.item()
-        if not guard.ok(value, f"{where}batch {i + 1}"):
+        if not guard.check_loss(value, f"{where}batch {i + 1}"):
             continue
         loss.backward()
+        if not guard.settle():  # a postponed check (data-parallel ranks agree on the loss while backward runs)
+            optimizer.zero_grad()
+            continue
         if grad_clip:
             norm = clip_grad_norm_(model.parameters(), grad_clip)
             if not guard.ok(float(norm), f"{where}batch {i + 1}", "gradient norm"):

@@ -41,3 +41,14 @@ class NonFiniteGuard:
             raise TrainingDiverged(f"training diverged at {where}: the {what} was non-finite in {self._in_a_row} steps "
                                    f"in a row ({self.skipped} skipped in all); the model's weights are likely NaN")
         return False
+
+    def check_loss(self, value: float, where: str) -> bool:
+        """The loss's check before backward: ``ok(value, where)``. A guard that must agree with other processes
+        may only start the agreement here, return True, and decide in ``settle()``: the loop then runs backward
+        on every step, and one synchronisation per step serves both the loss and the gradients."""
+        return self.ok(value, where)
+
+    def settle(self) -> bool:
+        """After backward, before the optimizer's step: False when a check that ``check_loss`` postponed says
+        skip the step (or an error, as ``ok``). Nothing is ever postponed here."""
+        return True

@@ -31,6 +31,20 @@ def test_a_nan_on_the_other_rank_makes_this_rank_skip_too():
     assert AgreeingGuard("skip", TwoRanks(0.25)).ok(0.5, "batch 1")
 
 
+def test_the_loss_check_can_wait_for_backward_and_decides_the_same():
+    """check_loss only starts the agreement; settle (after backward) decides as ok would have."""
+    nan_there = AgreeingGuard("skip", TwoRanks(float("nan")))
+    assert nan_there.check_loss(0.5, "batch 1")  # not decided yet: backward runs
+    assert not nan_there.settle() and nan_there.skipped == 1
+    assert nan_there.settle()  # nothing pending any more
+    fine = AgreeingGuard("skip", TwoRanks(0.25))
+    assert fine.check_loss(0.5, "batch 2") and fine.settle() and fine.skipped == 0
+    stopping = AgreeingGuard("stop", TwoRanks(float("inf")))
+    stopping.check_loss(0.5, "batch 3")
+    with pytest.raises(DivergedOnEveryRank, match="batch 3: the loss is inf"):
+        stopping.settle()
+
+
 def test_every_rank_stops_together_without_ending_the_job():
     with pytest.raises(DivergedOnEveryRank, match="training diverged at batch 3: the loss is nan") as caught:
         AgreeingGuard("stop", TwoRanks(float("nan"))).ok(0.5, "batch 3")

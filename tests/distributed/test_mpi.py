@@ -111,6 +111,26 @@ def test_buffers_follow_rank_0_at_every_training_forward_as_in_pytorch(data_para
     np.testing.assert_array_equal(seen[False][1], [0, 2, 4, 6, 8])
 
 
+def test_a_nan_loss_on_one_rank_drops_that_step_on_every_rank(data_parallel):
+    """train_epoch with the agreeing guard: the loss's agreement finishes with the gradients' all-reduce, and the
+    step with a NaN on rank 1 is dropped on both: the replicas equal one process that skipped that batch."""
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((4, 8, 12)), rng.integers(0, 5, (4, 8))
+    ember.manual_seed(100)
+    model = MLP(sizes=(12, 16, 8, 5)).to(dtype="float64")
+    opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for k in (0, 1, 3):
+        opt.zero_grad()
+        F.cross_entropy(model(ember.Tensor(x[k])), ember.Tensor(y[k])).backward()
+        opt.step()
+    ranks = [dict(np.load(data_parallel / f"skip-rank{r}.npz")) for r in range(2)]
+    assert [int(r.pop("skipped")) for r in ranks] == [1, 1]
+    assert all(np.isfinite(r.pop("loss")) for r in ranks)
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(ranks[0][name], value.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+        np.testing.assert_array_equal(ranks[1][name], ranks[0][name], err_msg=f"{name}: the replicas differ")
+
+
 def test_the_gram_matrix_summed_over_ranks_gives_the_single_process_solution(tmp_path):
     proc = run_mpi(["forward_only.py", str(tmp_path)])
     assert proc.returncode == 0, explain(proc)

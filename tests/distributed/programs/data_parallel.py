@@ -1,6 +1,7 @@
 """Under mpirun: one data-parallel step (SGD) of an MLP (float32 and float64), a LeNet-5 and a tiny GPT, each rank
 on its half of a batch of 2B rows, with different initial weights per rank (rank 0's must win) and several bucket
-layouts; every rank writes its parameters after the step to <out>/<case>-rank<r>.npz."""
+layouts; every rank writes its parameters after the step to <out>/<case>-rank<r>.npz. Then buffers under
+broadcast_buffers, and an epoch of ``train_epoch`` in which one rank's batch has a NaN loss (skip-rank<r>.npz)."""
 
 import sys
 
@@ -8,8 +9,10 @@ import numpy as np
 
 import ember
 import ember.distributed as dist
+from ember.cli.dist import AgreeingGuard
 from ember.models import GPT, MLP, GPTConfig, LeNet5
 from ember.nn import functional as F
+from ember.train.classification import train_epoch
 
 out = sys.argv[1]
 world = dist.init(timeout=60)
@@ -87,3 +90,20 @@ for broadcast in (True, False):
     ddp(x)
     ddp.close()
     np.save(f"{out}/buffers-{broadcast}-rank{world.rank}.npy", np.array(tally.seen))
+
+
+# An epoch of 4 steps in which rank 1's third batch is NaN: the ranks agree on the loss while backward runs, and both
+# drop the step (skip), so the replicas stay equal and equal one process that never took that batch.
+ember.manual_seed(100 + world.rank)
+model = MLP(sizes=(12, 16, 8, 5)).to(dtype="float64")
+ddp = dist.DistributedDataParallel(model)
+opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+rng = np.random.default_rng(1)
+x, y = rng.standard_normal((4, 2 * B, 12)), rng.integers(0, 5, (4, 2 * B))
+x[2, B:] = np.nan  # rank 1's half of step 2
+mine = slice(world.rank * B, (world.rank + 1) * B)
+guard = AgreeingGuard("skip", world)
+loss, _ = train_epoch(ddp, [(ember.Tensor(x[k, mine]), ember.Tensor(y[k, mine])) for k in range(4)], opt, guard=guard)
+ddp.close()
+np.savez(f"{out}/skip-rank{world.rank}.npz", skipped=guard.skipped, loss=loss,
+         **{k: v.numpy() for k, v in model.state_dict().items()})
