@@ -1,9 +1,14 @@
-"""The serving engine in a process of its own: what ``ember serve`` runs by default.
+"""The serving engine in a process of its own: what ``ember serve`` runs by default (``--engine thread`` keeps it in
+the server's process).
 
 In one process, the engine's thread and the HTTP layer's event loop share Python's GIL: the engine's Python
-between matrix products (scheduling, sampling, text) waits for the event loop's JSON and SSE work, and the other
-way round. With 16 streaming clients of the code model on 2 cores, a decode step took about 22 ms in the server
-against 14-16 ms with no HTTP beside it. vLLM moved its engine into a process of its own for the same reason.
+between matrix products (scheduling, sampling, text) and the event loop's JSON and SSE work take turns. With many
+streams that serialises them, which is why vLLM moved its engine into a process of its own; a separate process
+also keeps the HTTP server answering (503, with the reason) if the engine dies. On the 2-core machine of the
+benchmarks it measured equal to the thread (16 streaming clients of the code model: 0.99x the thread's tokens/s,
+4 interleaved rounds): there the HTTP process takes 0.08 of a core, and what slows a server's decode step against
+the same engine driven through the pipe alone (about 19 against 15 ms) is the clients' share of the two cores,
+which delays one of OpenBLAS's two threads and with it each product.
 
 ``EngineProcess(load)`` offers the consumer side of ``engine.Engine``: ``submit()`` returns a handle with
 ``events`` (a thread-safe queue of ``Delta`` events and a final ``Done``), ``notify``, ``cancel()`` and

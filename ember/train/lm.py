@@ -233,11 +233,18 @@ class LMTrainer:
             else:
                 x, y = batches[micro]
             _, loss = model(*self._on_device(x, y))
-            value = self._mean_over_ranks(loss.item())
-            if not self.guard.ok(value, f"iteration {self.iter + 1}"):
+            value, where = loss.item(), f"iteration {self.iter + 1}"
+            # Ranks average the loss (so that all decide and report alike) while backward runs: the all-reduce
+            # completes with the gradients', one synchronisation per step. Alone, a bad loss skips backward.
+            agreeing = None if self.world is None else self.world.all_reduce_start(np.array([value]), "mean")
+            if agreeing is None and not self.guard.ok(value, where):
                 return self._skip_step()
             with self._averaging_gradients(micro == c.grad_accum - 1):
                 (loss * (1.0 / c.grad_accum) if c.grad_accum > 1 else loss).backward()
+            if agreeing is not None:
+                value = float(self.world.wait(agreeing)[0])
+                if not self.guard.ok(value, where):
+                    return self._skip_step()
             total += value
         if c.grad_clip:
             norm = float(clip_grad_norm_(model.parameters(), c.grad_clip))

@@ -131,6 +131,14 @@ def test_a_nan_loss_on_one_rank_drops_that_step_on_every_rank(data_parallel):
         np.testing.assert_array_equal(ranks[1][name], ranks[0][name], err_msg=f"{name}: the replicas differ")
 
 
+def test_a_nan_loss_on_one_rank_drops_that_gpt_step_on_every_rank(data_parallel):
+    ranks = [dict(np.load(data_parallel / f"lm-skip-rank{r}.npz")) for r in range(2)]
+    assert [(int(r.pop("skipped")), int(r.pop("iters"))) for r in ranks] == [(1, 5), (1, 5)]
+    for name, value in ranks[0].items():
+        assert np.isfinite(value).all(), name
+        np.testing.assert_array_equal(ranks[1][name], value, err_msg=f"{name}: the replicas differ")
+
+
 def test_the_gram_matrix_summed_over_ranks_gives_the_single_process_solution(tmp_path):
     proc = run_mpi(["forward_only.py", str(tmp_path)])
     assert proc.returncode == 0, explain(proc)

@@ -1,7 +1,8 @@
 """Under mpirun: one data-parallel step (SGD) of an MLP (float32 and float64), a LeNet-5 and a tiny GPT, each rank
 on its half of a batch of 2B rows, with different initial weights per rank (rank 0's must win) and several bucket
 layouts; every rank writes its parameters after the step to <out>/<case>-rank<r>.npz. Then buffers under
-broadcast_buffers, and an epoch of ``train_epoch`` in which one rank's batch has a NaN loss (skip-rank<r>.npz)."""
+broadcast_buffers, and an epoch of ``train_epoch`` in which one rank's batch has a NaN loss (skip-rank<r>.npz), and
+the GPT trainer with a NaN loss on rank 1 at one iteration (lm-skip-rank<r>.npz)."""
 
 import sys
 
@@ -13,6 +14,7 @@ from ember.cli.dist import AgreeingGuard
 from ember.models import GPT, MLP, GPTConfig, LeNet5
 from ember.nn import functional as F
 from ember.train.classification import train_epoch
+from ember.train.lm import LMTrainConfig, LMTrainer
 
 out = sys.argv[1]
 world = dist.init(timeout=60)
@@ -107,3 +109,30 @@ loss, _ = train_epoch(ddp, [(ember.Tensor(x[k, mine]), ember.Tensor(y[k, mine]))
 ddp.close()
 np.savez(f"{out}/skip-rank{world.rank}.npz", skipped=guard.skipped, loss=loss,
          **{k: v.numpy() for k, v in model.state_dict().items()})
+
+
+# The GPT trainer: rank 1's loss is NaN at its third iteration. The ranks average the loss while backward runs and
+# both drop that step, so they stay equal (one rank skipping alone would pair mismatched all-reduces).
+corpus = f"{out}/corpus-{world.rank}.txt"
+with open(corpus, "w", encoding="utf-8") as f:
+    f.write(" ".join(np.random.default_rng(0).choice(["the", "cat", "sat", "on", "a", "mat"], 2000)))
+trainer = LMTrainer(LMTrainConfig(data=corpus, n_layer=1, n_head=2, n_embd=8, block_size=8, batch_size=2,
+                                  max_iters=5, eval_iters=1, eval_interval=100, log_interval=100, warmup_iters=1,
+                                  on_nonfinite="skip", grad_clip=0.0), world=world)  # no norm check to catch it
+calls = [0]
+forward = trainer.model.forward
+
+
+def poisoned(*args, **kwargs):
+    logits, loss = forward(*args, **kwargs)
+    calls[0] += 1
+    if world.rank == 1 and calls[0] == 3 and loss is not None:
+        loss = loss * float("nan")
+    return logits, loss
+
+
+trainer.model.forward = poisoned
+trainer.run(progress=False)
+trainer.ddp.close()
+np.savez(f"{out}/lm-skip-rank{world.rank}.npz", skipped=trainer.guard.skipped, iters=trainer.iter,
+         **{k: v.numpy() for k, v in trainer.model.state_dict().items()})
