@@ -57,17 +57,21 @@ def _erf(x):
     return x * p / q
 
 
-def erf_reference(x: np.ndarray) -> np.ndarray:
-    """The same rational erf in NumPy passes (float32 throughout), to test the kernel's arithmetic exactly."""
-    x = np.clip(x, -_CLAMP, _CLAMP)
+def _odd_rational(x: np.ndarray, alpha: tuple, beta: tuple) -> np.ndarray:
+    """x·P(x²)/Q(x²) by Horner's rule in NumPy passes, in the kernels' order of operations."""
     x2 = x * x
-    p = x2 * _ALPHA[0] + _ALPHA[1]
-    for a in _ALPHA[2:]:
+    p = x2 * alpha[0] + alpha[1]
+    for a in alpha[2:]:
         p = x2 * p + a
-    q = x2 * _BETA[0] + _BETA[1]
-    for b in _BETA[2:]:
+    q = x2 * beta[0] + beta[1]
+    for b in beta[2:]:
         q = x2 * q + b
     return x * p / q
+
+
+def erf_reference(x: np.ndarray) -> np.ndarray:
+    """The same rational erf in NumPy passes (float32 throughout), to test the kernel's arithmetic exactly."""
+    return _odd_rational(np.clip(x, -_CLAMP, _CLAMP), _ALPHA, _BETA)
 
 
 _erf_kernel = jit(_erf)
@@ -158,15 +162,8 @@ def _tanh(v):
 
 def tanh_reference(x: np.ndarray) -> np.ndarray:
     """The same rational tanh in NumPy passes (float32 throughout), to test the kernel's arithmetic exactly."""
-    c = np.clip(x, -_TANH_CLAMP, _TANH_CLAMP)
-    x2 = c * c
-    p = x2 * _TANH_ALPHA[0] + _TANH_ALPHA[1]
-    for a in _TANH_ALPHA[2:]:
-        p = x2 * p + a
-    q = x2 * _TANH_BETA[0] + _TANH_BETA[1]
-    for b in _TANH_BETA[2:]:
-        q = x2 * q + b
-    return np.where(np.abs(x) < _TANH_TINY, x, c * p / q)
+    rational = _odd_rational(np.clip(x, -_TANH_CLAMP, _TANH_CLAMP), _TANH_ALPHA, _TANH_BETA)
+    return np.where(np.abs(x) < _TANH_TINY, x, rational)
 
 
 _tanh_kernel = jit(_tanh)

@@ -228,8 +228,31 @@ class _Choice:
     finish_reason: str | None = None
 
 
+class EventStream:
+    """What a request's consumer reads: ``events``, a thread-safe queue of ``Delta`` events then one ``Done``."""
+
+    events: queue.SimpleQueue
+
+    def stream(self, timeout: float | None = None) -> Iterator[Delta | Done]:
+        """The events as they come, ending with ``Done`` (for threads; the HTTP layer reads ``events`` itself)."""
+        while True:
+            event = self.events.get(timeout=timeout)
+            yield event
+            if isinstance(event, Done):
+                return
+
+    def drain(self) -> list:
+        """The events already given, without waiting."""
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
+
+
 @dataclass(eq=False)
-class Request:
+class Request(EventStream):
     """A submitted request, as its consumer sees it: ``events`` (a queue of ``Delta`` then one ``Done``),
     ``cancel()``, and ``stream()`` to iterate over the events in a plain thread."""
 
@@ -252,14 +275,6 @@ class Request:
             self.cancelled = True
             if self._engine is not None:
                 self._engine.wake()
-
-    def stream(self, timeout: float | None = None) -> Iterator[Delta | Done]:
-        """The events as they come, ending with ``Done`` (for threads; the HTTP layer reads ``events`` itself)."""
-        while True:
-            event = self.events.get(timeout=timeout)
-            yield event
-            if isinstance(event, Done):
-                return
 
     @property
     def completion_tokens(self) -> int:

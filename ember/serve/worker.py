@@ -37,15 +37,15 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .engine import (
-    Delta,
     Done,
     Engine,
     EngineDown,
     EngineStats,
+    EventStream,
     QueueFull,
     RequestRejected,
     SamplingParams,
@@ -66,7 +66,7 @@ def engine_from_run(folder, verify: bool = True, **engine_options) -> Engine:
 
 
 @dataclass(eq=False)
-class RemoteRequest:
+class RemoteRequest(EventStream):
     """A request running in the engine's process, as its consumer sees it (like ``engine.Request``)."""
 
     id: int
@@ -84,13 +84,6 @@ class RemoteRequest:
         if not self.done and not self.cancelled:
             self.cancelled = True
             self.owner._send(("cancel", self.id))
-
-    def stream(self, timeout: float | None = None) -> Iterator[Delta | Done]:
-        while True:
-            event = self.events.get(timeout=timeout)
-            yield event
-            if isinstance(event, Done):
-                return
 
 
 class EngineProcess:
@@ -295,7 +288,7 @@ def _serve(engine: Engine, conn) -> None:
                 refused.append((request_id, [Done(len(prompt), 0, error=str(exc))]))
         if engine.has_work():
             engine.run_step()
-        events = refused + [(i, _drain(requests[i])) for i in touched]
+        events = refused + [(i, requests[i].drain()) for i in touched]
         touched.clear()
         events = [(i, batch) for i, batch in events if batch]
         for i, batch in events:
@@ -306,11 +299,3 @@ def _serve(engine: Engine, conn) -> None:
         conn.send(("step", events, {"stats": stats, "queue_length": engine.queue_length,
                                     "active_rows": engine.active_rows, "seen": seen}))
 
-
-def _drain(request) -> list:
-    out = []
-    while True:
-        try:
-            out.append(request.events.get_nowait())
-        except queue.Empty:
-            return out

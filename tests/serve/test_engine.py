@@ -7,7 +7,6 @@ by token for stop strings, end-of-text and UTF-8 pieces split across byte tokens
 
 from __future__ import annotations
 
-import queue
 import threading
 
 import numpy as np
@@ -20,12 +19,7 @@ from ember.text import ByteBPETokenizer
 
 
 def drain(request) -> list:
-    out = []
-    while True:
-        try:
-            out.append(request.events.get_nowait())
-        except queue.Empty:
-            return out
+    return request.drain()
 
 
 def run(engine: Engine) -> None:
