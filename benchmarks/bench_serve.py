@@ -115,14 +115,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(ckpt: Path, max_batch: int, log_folder: Path):
-    """``ember serve`` in a child process: (base url, pid) once /health answers 200."""
+def server(ckpt: Path, max_batch: int, log_folder: Path, engine: str = "process"):
+    """``ember serve`` in a child process (``--engine``: ``engine``): (base url, pid) once /health answers 200."""
     import httpx
 
     port = free_port()
-    log = open(log_folder / f"serve-{max_batch}.log", "w")  # noqa: SIM115 - closed below
+    log = open(log_folder / f"serve-{max_batch}-{engine}.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "ember.cli.main", "serve", str(ckpt), "--port", str(port),
-                             "--max-batch", str(max_batch), "--max-queue", "256"],
+                             "--max-batch", str(max_batch), "--max-queue", "256", "--engine", engine],
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                             env={**os.environ, "EMBER_API_KEY": ""})
     url = f"http://127.0.0.1:{port}"

@@ -5,10 +5,10 @@ In one process, the engine's thread and the HTTP layer's event loop share Python
 between matrix products (scheduling, sampling, text) and the event loop's JSON and SSE work take turns. With many
 streams that serialises them, which is why vLLM moved its engine into a process of its own; a separate process
 also keeps the HTTP server answering (503, with the reason) if the engine dies. On the 2-core machine of the
-benchmarks it measured equal to the thread (16 streaming clients of the code model: 0.99x the thread's tokens/s,
-4 interleaved rounds): there the HTTP process takes 0.08 of a core, and what slows a server's decode step against
-the same engine driven through the pipe alone (about 19 against 15 ms) is the clients' share of the two cores,
-which delays one of OpenBLAS's two threads and with it each product.
+benchmarks the two are within noise (16 streaming clients of the code model: 1.09x the thread's tokens/s, an
+earlier check 0.99x; benchmarks/bench_serve_engine.py): there the HTTP process takes 0.08 of a core, and what
+slows a server's decode step against the engine alone (about 19 against 15 ms) is the clients' share of the two
+cores, which delays one of OpenBLAS's two threads and with it each product.
 
 ``EngineProcess(load)`` offers the consumer side of ``engine.Engine``: ``submit()`` returns a handle with
 ``events`` (a thread-safe queue of ``Delta`` events and a final ``Done``), ``notify``, ``cancel()`` and
