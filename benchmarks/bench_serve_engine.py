@@ -8,7 +8,8 @@ where it runs, and what parts of a decode step cost against what they replaced.
 * Parts of a 16-row decode step, each against what it replaced: a prompt's 12-token chunk in the decode rows'
   forward (``GPT.forward_last``) against a forward of its own; the rows sampled in one pass (``sample_rows``, the
   draw compiled) against ``sample_next`` row by row (the same ids: tests/models/test_gpt.py); the tanh GELU's
-  compiled forward against NumPy's passes (``kernels.use("numpy")``).
+  compiled forward against NumPy's passes (``kernels.use("numpy")``); a whole 16-row decode step with the
+  attention's queries split over two threads (``kernels.pair``) against one.
 * Servers: ``ember serve --engine thread`` against ``--engine process`` (16 rows each, both up at once), 1 and 16
   streaming clients as bench_serve.py's load levels (clients in this process, on the same cores).
 
@@ -123,10 +124,13 @@ def engine_alone(ckpt: Path, n_rounds: int, max_tokens: int) -> dict:
 
 # -- parts of a decode step -------------------------------------------------------------------------------------------
 def step_parts(ckpt: Path, n_rounds: int) -> dict:
-    """Three of this session's changes to a 16-row decode step, each against what it replaced, in this process:
-    a prompt's chunk in the decode rows' forward (``forward_last``) against a forward of its own; sampling the rows
-    in one pass against row by row; the tanh GELU's compiled forward against NumPy's passes."""
+    """Changes to a 16-row decode step, each against what it replaced, in this process: a prompt's chunk in the
+    decode rows' forward (``forward_last``) against a forward of its own; sampling the rows in one pass against row
+    by row; the tanh GELU's compiled forward against NumPy's passes; a whole decode step (16 rows, 40 cached
+    positions each, as bench_serve's requests) with its attention's queries split over two threads
+    (``kernels.pair``) against one."""
     from ember import kernels
+    from ember.kernels import attention as attention_kernels
     from ember.models.gpt import sample_next, sample_rows
     from ember.nn import functional as F
     from ember.train.lm import load_lm
@@ -140,6 +144,7 @@ def step_parts(ckpt: Path, n_rounds: int) -> dict:
     decoding = [[int(t)] for t in rng.integers(0, c.vocab_size, CONCURRENT - 1)]
     chunk = [int(t) for t in rng.integers(0, c.vocab_size, 12)]  # a prompt of bench_serve's length, in one chunk
     rows = list(range(CONCURRENT))
+    default_split = attention_kernels.SPLIT_KEYS
 
     def one_forward():
         model.forward_last(decoding + [chunk], cache, rows)
@@ -169,12 +174,24 @@ def step_parts(ckpt: Path, n_rounds: int) -> dict:
                 F.gelu(hidden, approximate="tanh")
         return call
 
+    def decode_step(split_keys):
+        def call():
+            attention_kernels.SPLIT_KEYS = split_keys
+            try:
+                model.forward_last(decoding + [[1]], cache, rows)
+            finally:
+                attention_kernels.SPLIT_KEYS = default_split
+                cache.lengths[:] = held
+        return call
+
     pairs = {"prompt chunk in the step's forward": (one_forward, two_forwards),
              f"sampling {CONCURRENT} rows of {c.vocab_size:,} classes": (together, one_by_one),
-             f"tanh GELU of {CONCURRENT} x {4 * c.n_embd}": (gelu("numba"), gelu("numpy"))}
+             f"tanh GELU of {CONCURRENT} x {4 * c.n_embd}": (gelu("numba"), gelu("numpy")),
+             f"{CONCURRENT}-row decode step, attention over two threads": (decode_step(default_split),
+                                                                           decode_step(1 << 60))}
     out = {}
     for name, (new, old) in pairs.items():
-        if name.startswith("tanh") and "numba" not in kernels.available():
+        if (name.startswith("tanh") or "two threads" in name) and "numba" not in kernels.available():
             continue
         timings = rounds({"now": new, "before": old}, max(n_rounds, 10), warmup=2, calls=10, alternate=True)
         ms = timings.medians(1e3)

@@ -18,8 +18,9 @@ Two traps found on the 2-core machines ember targets, both avoided in every kern
   ``ZeroDivisionError`` and blocks vectorisation; ``error_model="numpy"`` gives IEEE results.
 
 ``parallel=True`` was measured and lost here: a 393k-element GELU took 7.9 ms over two threads
-against 0.57 ms on one (thread start-up and contention with OpenBLAS's workers). numba's ``exp``
-and ``tanh`` are scalar libm calls (PyPI's llvmlite is not built with Intel's SVML, so installing
+against 0.57 ms on one (thread start-up and contention with OpenBLAS's workers); ``kernels.pair`` runs
+independent halves of a larger kernel (the decode attention's queries) on one long-lived helper thread instead.
+numba's ``exp`` and ``tanh`` are scalar libm calls (PyPI's llvmlite is not built with Intel's SVML, so installing
 ``icc_rt`` changes nothing: ``numba -s`` reports "SVML Operational: False"); kernels therefore take
 transcendentals from NumPy's vectorised ufuncs or use rational approximations.
 """
