@@ -1,9 +1,11 @@
 """``ember serve`` under load (issue 14, item 4): continuous batching against one request at a time, and a soak run.
 
 The server runs in a child process (``python -m ember.cli.main serve CKPT``) on 127.0.0.1; the clients are one
-asyncio process (httpx) beside it, so on a small machine they share its cores: with a tiny model the HTTP and
-client work, not the model, bounds the gain from batching (what the figures show, and why the code model is the
-one to judge batching by). Every part is bounded in requests and in time.
+asyncio process beside it, so on a small machine they share its cores: with a tiny model the HTTP and client
+work, not the model, bounds the gain from batching (what the figures show, and why the code model is the one to
+judge batching by). The streaming clients are ``stream_client.py``'s, HTTP/1.1 on asyncio's streams, one
+keep-alive connection each: they take less of the server's cores than httpx's (its docstring has the measurement).
+The soak's other requests go through httpx. Every part is bounded in requests and in time.
 
 * Load, for 1, 4 and 16 concurrent clients, each sending streamed completions back to back (``--max-tokens``
   new tokens, sampled at temperature 0.8 with a seed per request, prompts cut from a fixed text), until
@@ -51,6 +53,7 @@ from pathlib import Path
 import ember  # first: ember's runtime settings must precede NumPy's import  # noqa: F401, I001
 import numpy as np
 
+from stream_client import Connection, WrongStatus, streamed_completion  # noqa: E402
 from ember.benchmarking import (REPO, Bars, Benchmark, Measured, Outcome, RunOptions, machine_info, machine_line,
                                 publish, results_path, rounds)
 
@@ -195,57 +198,44 @@ def prompts(count: int, seed: int = 0) -> list[str]:
     return out
 
 
-class WrongStatus(RuntimeError):
-    """An answer with another status than the one expected."""
+REQUEST_TIMEOUT_S = 120.0
+STREAM_ERRORS = (OSError, EOFError, RuntimeError, ValueError, asyncio.TimeoutError)  # a request lost or refused
 
 
-async def streamed_completion(http, url: str, model: str, prompt: str, max_tokens: int, seed: int) -> dict:
-    """One streamed completion: {"ttft", "seconds", "tokens"} (tokens from the usage chunk)."""
-    body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0.8, "seed": seed,
-            "stream": True, "stream_options": {"include_usage": True}}
-    sent = time.perf_counter()
-    first, tokens = None, None
-    async with http.stream("POST", url + "/v1/completions", json=body) as response:
-        if response.status_code != 200:
-            raise WrongStatus(f"status {response.status_code}: {(await response.aread())[:200]!r}")
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if chunk["choices"] and chunk["choices"][0]["text"] and first is None:
-                first = time.perf_counter() - sent
-            if chunk.get("usage"):
-                tokens = chunk["usage"]["completion_tokens"]
-    if tokens is None:
-        raise RuntimeError("the stream ended without a usage chunk")
-    return {"ttft": first if first is not None else time.perf_counter() - sent,
-            "seconds": time.perf_counter() - sent, "tokens": tokens}
+async def streamed(conn: Connection, model: str, prompt: str, max_tokens: int, seed: int) -> dict:
+    """One streamed completion on ``conn`` (stream_client.py), bounded in time; a connection left in an unknown
+    state by a failure is closed (the next request opens another)."""
+    try:
+        return await asyncio.wait_for(streamed_completion(conn, model, prompt, max_tokens, seed), REQUEST_TIMEOUT_S)
+    except BaseException:
+        await conn.close()
+        raise
 
 
 async def load_level(url: str, model: str, clients: int, per_client: int, max_tokens: int, seconds: float) -> dict:
-    """``clients`` concurrent clients, each sending requests back to back until ``per_client`` each or the
-    deadline."""
-    import httpx
-
+    """``clients`` concurrent clients, each on a connection of its own (stream_client.py), sending requests back to
+    back until ``per_client`` each or the deadline."""
     texts = prompts(clients * per_client, seed=clients)
     results, errors = [], []
     deadline = time.perf_counter() + seconds
 
-    async def client(k: int, http) -> None:
-        for i in range(per_client):
-            if time.perf_counter() > deadline:
-                return
-            try:
-                results.append(await streamed_completion(http, url, model, texts[k * per_client + i], max_tokens,
-                                                         seed=k * 1000 + i))
-            except (httpx.HTTPError, RuntimeError) as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
+    async def client(k: int) -> None:
+        conn = Connection(url)
+        try:
+            for i in range(per_client):
+                if time.perf_counter() > deadline:
+                    return
+                try:
+                    results.append(await streamed(conn, model, texts[k * per_client + i], max_tokens,
+                                                  seed=k * 1000 + i))
+                except STREAM_ERRORS as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            await conn.close()
 
-    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(k, http) for k in range(clients)))
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    wall = time.perf_counter() - started
     tokens = sum(r["tokens"] for r in results)
     ttfts = np.array([r["ttft"] for r in results])
     ttft = ttfts if results else np.array([np.nan])
@@ -282,7 +272,7 @@ async def soak(url: str, model: str, context: int, total: int, clients: int, max
     queue = list(range(total))
     deadline = time.perf_counter() + seconds
 
-    async def one(i: int, http) -> None:
+    async def one(i: int, http, conn: Connection) -> None:
         if i % MALFORMED_EVERY == MALFORMED_EVERY - 1:
             body, kind = malformed_request(i // MALFORMED_EVERY, model, context)
             content = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -294,7 +284,7 @@ async def soak(url: str, model: str, context: int, total: int, clients: int, max
                 problems.append(f"malformed ({kind}) got {response.status_code}")
             return
         if i % 3 == 0:
-            await streamed_completion(http, url, model, texts[i], max_tokens, seed=i)
+            await streamed(conn, model, texts[i], max_tokens, seed=i)
             counts["ok"] += 1
             return
         body = {"model": model, "prompt": texts[i], "max_tokens": max_tokens, "temperature": 0.8, "seed": i}
@@ -305,19 +295,23 @@ async def soak(url: str, model: str, context: int, total: int, clients: int, max
             problems.append(f"good request got {response.status_code}: {response.text[:120]}")
 
     async def client(http) -> None:
-        while queue:
-            i = queue.pop(0)
-            if time.perf_counter() > deadline:
-                counts["not_sent"] += 1
-                continue
-            try:
-                await one(i, http)
-            except WrongStatus as exc:
-                counts["wrong_status"] += 1
-                problems.append(f"request {i}: {exc}")
-            except (httpx.HTTPError, RuntimeError, ValueError) as exc:
-                counts["lost"] += 1
-                problems.append(f"request {i}: {type(exc).__name__}: {exc}")
+        conn = Connection(url)
+        try:
+            while queue:
+                i = queue.pop(0)
+                if time.perf_counter() > deadline:
+                    counts["not_sent"] += 1
+                    continue
+                try:
+                    await one(i, http, conn)
+                except WrongStatus as exc:
+                    counts["wrong_status"] += 1
+                    problems.append(f"request {i}: {exc}")
+                except (httpx.HTTPError, *STREAM_ERRORS) as exc:
+                    counts["lost"] += 1
+                    problems.append(f"request {i}: {type(exc).__name__}: {exc}")
+        finally:
+            await conn.close()
 
     limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
