@@ -5,8 +5,10 @@ process holds one of a 2-core machine's cores, the thread on that core becomes a
 call: measured here, uncached GPT generation ran 39 tokens/s with OpenBLAS's 2 threads against 169
 with 1 while two other processes were busy, and an MLP epoch 3.0-16.2 s against 1.2-1.7 s. So ember
 watches how much CPU *other* processes use (``/proc/stat``'s busy time minus this process's own
-CPU time, sampled at most every half second, from ``Module.__call__``) and gives OpenBLAS the cores
-that are free: ``floor(cpus - others + 0.5)``, at least 1, at most what OpenBLAS started with.
+CPU time, sampled at most every half second, from ``Module.__call__`` and from the GPT's cached forward
+that generation and the server's steps run) and gives OpenBLAS the cores that are free:
+``floor(cpus - others + 0.5)``, at least 1, at most what OpenBLAS started with. A window shorter than
+``MIN_WINDOW_S`` decides nothing: ``/proc/stat`` counts in 10 ms ticks.
 
 Nothing changes when: the BLAS is not OpenBLAS (no control found), ``OPENBLAS_NUM_THREADS`` or
 ``EMBER_BLAS_THREADS=<n>`` fixes the count, ``EMBER_BLAS_THREADS=fixed`` turns the policy off, or
@@ -21,6 +23,7 @@ import os
 import time
 
 INTERVAL_S = 0.5
+MIN_WINDOW_S = 0.25  # the shortest window a decision is made from
 _SYMBOLS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
             ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
             ("openblas_set_num_threads", "openblas_get_num_threads"))
@@ -88,9 +91,9 @@ class BlasThreads:
         if sample is None or self.sample is None:
             return
         wall, busy, own = (b - a for a, b in zip(self.sample, sample))
+        if wall < MIN_WINDOW_S:  # /proc/stat counts in ticks of 10 ms: one tick in a short window reads as cores
+            return               # (the first look comes right after the policy starts); the window grows on
         self.sample = sample
-        if wall <= 0:
-            return
         others = max(0.0, (busy - own) / wall)
         wanted = threads_for(others, self.cpus, self.most)
         if wanted != self.current:
