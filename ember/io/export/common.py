@@ -66,3 +66,27 @@ def check_single_stream_gpt(model, export: str, architecture: str, not_a_gpt: st
             f"streams); {architecture} has one residual stream, and the per-token maps that mix the streams cannot "
             "be folded into its weights. Export it with --format onnx, which carries the hyper-connections.")
     return config
+
+
+def head_is_tied(model) -> bool:
+    """Whether a GPT's output head computes with its token embedding's matrix: the same parameter, or (an int8
+    model, ``ember compress --quantize``) the same int8 codes and scales. A quantized layer's ``weight`` is a new
+    dequantized array at each access, so identity of ``weight`` alone would call every int8 head untied."""
+    head, wte = model.lm_head, model.transformer["wte"]
+    if head.weight is wte.weight:
+        return True
+    codes = getattr(head, "weight_q", None)
+    return codes is not None and codes is getattr(wte, "weight_q", None) and \
+        head.weight_scale is getattr(wte, "weight_scale", None)
+
+
+def module_tensors(model, names) -> dict:
+    """The tensor behind each dotted parameter name, read through its module's attribute, not
+    ``named_parameters()``: an int8 layer holds its weight as buffers and computes with its dequantized ``weight``,
+    which is what an export writes. None where the module has no such tensor (a bias-free Linear's bias)."""
+    modules = dict(model.named_modules())
+    out = {}
+    for name in names:
+        prefix, _, attr = name.rpartition(".")
+        out[name] = getattr(modules[prefix], attr, None)
+    return out

@@ -32,7 +32,7 @@ import numpy as np
 
 from ...text.bpe import bytes_to_unicode
 from ..atomic import atomic_path
-from .common import ExportError, ExportWarning, check_single_stream_gpt, gelu_drift, require
+from .common import ExportError, ExportWarning, check_single_stream_gpt, gelu_drift, head_is_tied, require
 
 END_OF_TEXT = "<|endoftext|>"
 NORMAL, CONTROL, UNUSED = 1, 3, 5  # llama.cpp's token types
@@ -141,7 +141,7 @@ def gguf_tensors(model, extra_rows: int, dtype: str) -> dict[str, np.ndarray]:
         tensors |= linear(f"blk.{i}.ffn_up", block.mlp.c_fc)
         tensors |= linear(f"blk.{i}.ffn_down", block.mlp.c_proj)
     tensors |= norm("output_norm", tr["ln_f"])
-    if model.lm_head.weight is not tr["wte"].weight:  # untied: llama.cpp reads output.weight (tied: omitted)
+    if not head_is_tied(model):  # untied: llama.cpp reads output.weight (tied: omitted)
         head = array(model.lm_head.weight, matrix)
         if extra_rows:
             head = np.concatenate([head, np.zeros((extra_rows, c.n_embd), matrix)])

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..atomic import _active, _default_mode, _host, orphaned_temporaries
 from ..hf_import import LAYER_NORM_EPS, gpt2_parameter_table
-from .common import ExportError, check_single_stream_gpt
+from .common import ExportError, check_single_stream_gpt, head_is_tied, module_tensors
 
 GELU_NAMES = {"none": "gelu", "tanh": "gelu_new"}
 DTYPES = {"f32": (np.float32, "float32"), "f16": (np.float16, "float16")}
@@ -75,15 +75,17 @@ def hf_config(model, dtype: str = "f32", eos: int | None = None) -> dict:
 def hf_tensors(model, dtype: str = "f32") -> dict[str, np.ndarray]:
     """GPT-2's tensors by name, walking ``gpt2_parameter_table``: Conv1D weights are ember's transposed, and a
     bias the model does not have is zeros."""
-    params = dict(model.named_parameters())
+    table = gpt2_parameter_table(model.config.n_layer)
+    found = module_tensors(model, [ours for ours, _, _ in table] + [ours.removesuffix(".bias") + ".weight"
+                                                                    for ours, _, _ in table if ours.endswith(".bias")])
     np_dtype = DTYPES[dtype][0]
     tensors = {}
-    for ours, theirs, transposed in gpt2_parameter_table(model.config.n_layer):
-        if ours in params:
-            array = params[ours].numpy()
+    for ours, theirs, transposed in table:
+        if found[ours] is not None:
+            array = found[ours].numpy()
             array = array.T if transposed else array
         else:  # a bias-free model: zeros of the bias's size (the first axis of its weight)
-            weight = params[ours.removesuffix(".bias") + ".weight"]
+            weight = found[ours.removesuffix(".bias") + ".weight"]
             array = np.zeros(weight.shape[0], dtype=weight.dtype)
         tensors[theirs] = np.ascontiguousarray(array, dtype=np_dtype)
     return tensors
@@ -99,7 +101,7 @@ def _check_exportable(model, tokenizer, dtype: str):
         raise ExportError(f"HF export: the LayerNorms' eps {sorted(eps)} is not GPT-2's single layer_norm_epsilon "
                           f"{LAYER_NORM_EPS}")
     head, wte = model.lm_head.weight, model.transformer["wte"].weight
-    if head is not wte and not np.array_equal(head.numpy(), wte.numpy()):
+    if not head_is_tied(model) and not np.array_equal(head.numpy(), wte.numpy()):
         raise ExportError("HF export: the model's head (lm_head.weight) is not tied to its token embedding; the GPT-2 "
                           "layout ember writes ties them")
     if tokenizer.vocab_size > config.vocab_size:

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_bytes_atomic
-from .common import ExportError, ExportWarning, require
+from .common import ExportError, ExportWarning, head_is_tied, require
 
 __all__ = ["MIN_OPSET", "NO_DOUBLE_KERNEL", "export_onnx", "onnx_io_names"]
 
@@ -439,7 +439,7 @@ def _gpt_graph(g: _Graph, model) -> None:
         x = _around(g, block.hc_mlp, x, lambda u, b=block: _mlp(g, b.mlp, _layer_norm(g, u, b.ln_2)))
     if n > 1:
         x = g.op("ReduceSum", x, g.ints([-2]), keepdims=0)
-    if model.lm_head.weight is tr["wte"].weight:
+    if head_is_tied(model):
         head = g.op("Transpose", wte, perm=[1, 0])  # the tied head reads the one stored embedding
     else:
         head = g.const(model.lm_head.weight.numpy().T, "lm_head.weight.T")

@@ -76,6 +76,21 @@ def test_the_file_holds_llama_cpp_gpt2_layout_and_the_exact_weights(tmp_path, bi
     np.testing.assert_array_equal(qkv_bias, want)
 
 
+def test_an_int8_model_exports_its_dequantized_weights_with_the_head_still_tied(tmp_path):
+    """``ember compress --quantize int8`` keeps the weights as int8 codes and computes with their dequantized
+    matrices: the file holds those, and no output.weight (the head shares the embedding's codes)."""
+    from ember.compress.quant import quantize_model
+
+    tok = CharTokenizer(list("abcdefghij klmnopqr\n"))
+    model = quantize_model(perturbed_gpt(bias=True))
+    fields, tensors = read(export_gguf(model, tok, tmp_path / "m.gguf"))
+    assert set(tensors) == expected_tensors(2)
+    tr = model.transformer
+    np.testing.assert_array_equal(tensor_array(tensors["token_embd.weight"])[:20], tr["wte"].weight.numpy())
+    np.testing.assert_array_equal(tensor_array(tensors["blk.1.ffn_up.weight"]), tr["h"][1].mlp.c_fc.weight.numpy())
+    np.testing.assert_array_equal(tensor_array(tensors["blk.1.ffn_up.bias"]), tr["h"][1].mlp.c_fc.bias.numpy())
+
+
 def test_f16_rounds_the_matrices_and_keeps_norms_and_biases_f32(tmp_path):
     model = perturbed_gpt(bias=True)
     fields, tensors = read(export_gguf(model, CharTokenizer(list("abcdefghij klmnopqr\n")), tmp_path / "h.gguf",
@@ -275,3 +290,15 @@ def test_llama_cpp_runs_the_f16_export_as_ember_with_f16_rounded_weights(tmp_pat
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert_llama_cpp_agrees(llama, rounded, tok, path, HARD_TEXTS[:1], "KING:\n")
+
+
+@pytest.mark.slow
+def test_llama_cpp_runs_the_int8_char_model_as_ember_does(tmp_path, char_lm, llama):
+    """``ember compress --quantize int8`` of the char model: llama.cpp, given the dequantized matrices it computes
+    with, decodes as the int8 model does."""
+    from ember.compress.quant import quantize_model
+
+    model, tok = char_lm
+    int8 = quantize_model(model)
+    path = export_gguf(int8, tok, tmp_path / "char-int8.gguf")
+    assert_llama_cpp_agrees(llama, int8, tok, path, HARD_TEXTS, "ROMEO:\nWhat say")

@@ -148,6 +148,26 @@ def test_a_char_model_is_the_same_model_in_transformers(tmp_path, torch, transfo
     assert_logits_close(model(ids).numpy(), hf_logits(hf, ids))
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_an_int8_model_exports_as_the_model_it_computes(tmp_path, torch, transformers_log, bpe, bias):
+    """``ember compress --quantize int8`` keeps a GPT's weights as int8 buffers and computes with their
+    dequantized matrices: the folder holds those matrices (the head still tied), and transformers computes what the
+    int8 model computes."""
+    from safetensors.numpy import load_file
+
+    from ember.compress.quant import quantize_model
+
+    model = quantize_model(perturbed_gpt(bpe.vocab_size, bias, "tanh", seed=5))
+    folder = export_hf(model, bpe, tmp_path / "hf")
+    stored = load_file(folder / "model.safetensors")
+    assert "lm_head.weight" not in stored
+    np.testing.assert_array_equal(stored["transformer.h.0.attn.c_attn.weight"],
+                                  model.transformer["h"][0].attn.c_attn.weight.numpy().T)
+    hf = load_quietly(folder, transformers_log)
+    ids = np.random.default_rng(5).integers(0, bpe.vocab_size, size=(2, 24))
+    assert_logits_close(model(ids).numpy(), hf_logits(hf, ids))
+
+
 def test_the_folder_layout_and_config(tmp_path, bpe):
     model = perturbed_gpt(bpe.vocab_size, gelu="tanh")
     folder = export_hf(model, bpe, tmp_path / "hf")

@@ -284,6 +284,19 @@ def test_gpt_head_is_tied_to_the_one_stored_embedding(tmp_path):
     assert proto.opset_import[0].version == 20
 
 
+def test_an_int8_gpt_exports_the_model_it_computes_with_its_head_still_tied(tmp_path):
+    """``ember compress --quantize int8``: the graph holds the dequantized matrices the int8 model computes with,
+    and its head, which shares the embedding's int8 codes, reads the one stored embedding."""
+    from ember.compress.quant import quantize_model
+
+    model = quantize_model(trained_gpt(2))
+    path = export_onnx(model, tmp_path / "gpt.onnx")
+    ids = np.random.default_rng(2).integers(0, 23, (2, 12))
+    assert_matches(run(path, {"idx": ids}), ember_out(model, ids))
+    shapes = [tuple(i.dims) for i in onnx.load(str(path)).graph.initializer]
+    assert shapes.count((23, 16)) + shapes.count((16, 23)) == 1
+
+
 def test_trained_char_model_matches(tmp_path, char_lm):
     """The character-level GPT trained on Tiny Shakespeare (the GGUF tests' model) on a line of text."""
     model, tokenizer = char_lm
