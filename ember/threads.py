@@ -5,10 +5,14 @@ process holds one of a 2-core machine's cores, the thread on that core becomes a
 call: measured here, uncached GPT generation ran 39 tokens/s with OpenBLAS's 2 threads against 169
 with 1 while two other processes were busy, and an MLP epoch 3.0-16.2 s against 1.2-1.7 s. So ember
 watches how much CPU *other* processes use (``/proc/stat``'s busy time minus this process's own
-CPU time, sampled at most every half second, from ``Module.__call__`` and from the GPT's cached forward
-that generation and the server's steps run) and gives OpenBLAS the cores that are free:
-``floor(cpus - others + 0.5)``, at least 1, at most what OpenBLAS started with. A window shorter than
-``MIN_WINDOW_S`` decides nothing: ``/proc/stat`` counts in 10 ms ticks.
+CPU time, sampled at most every half second, from ``Module.__call__``) and gives OpenBLAS the cores
+that are free: ``floor(cpus - others + 0.5)``, at least 1, at most what OpenBLAS started with. A window
+shorter than ``MIN_WINDOW_S`` decides nothing: ``/proc/stat`` counts in 10 ms ticks.
+
+Decoding does not look (GPT's cached forward, which generation and the server's steps run, does not go
+through ``Module.__call__``): tried there, a server of the code model delivered 0.92x the tokens/s to one
+client (8 alternating levels, two servers up at once), the HTTP process's and the clients' bursts and the
+VM's steal time reading as a busy neighbour now and then, and one thread then decoding alone.
 
 Nothing changes when: the BLAS is not OpenBLAS (no control found), ``OPENBLAS_NUM_THREADS`` or
 ``EMBER_BLAS_THREADS=<n>`` fixes the count, ``EMBER_BLAS_THREADS=fixed`` turns the policy off, or

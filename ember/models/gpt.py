@@ -27,7 +27,6 @@ from ..ops import linalg as L
 from ..ops import nn as N
 from ..ops.attention import attend_cached_rows, causal_mask_t
 from ..tensor import Tensor
-from ..threads import maybe_rebalance
 
 
 @dataclass
@@ -474,7 +473,6 @@ class GPT(nn.Module):
         """The blocks over every chunk's new tokens packed in one array (N, C) (or (N, n, C) streams): each
         Linear, LayerNorm and GELU once for all of them, attention per chunk. Writes the new keys and values and
         advances the rows' lengths; returns the last block's output, chunk after chunk, row after row."""
-        maybe_rebalance()  # as Module.__call__ does: decoding (generate, the server's steps) never goes through it
         c = self.config
         tr = self.transformer
         xp = backend.device_of(tr["wte"].weight.data).xp

@@ -93,24 +93,3 @@ def test_no_decision_from_a_window_shorter_than_the_clocks_ticks(monkeypatch):
     state.rebalance(0.5)  # over 0.5 s: 0.06 s of others' CPU, 0.12 of a core
     assert count["threads"] == 2 and state.sample == (0.5, 0.16, 0.1)
 
-
-def test_decoding_follows_the_policy_too(monkeypatch):
-    """Generation and the server's steps run GPT's cached forward, not Module.__call__: it looks at the cores as
-    training's forward does."""
-    import numpy as np
-
-    from ember.models import gpt
-    from ember.serve.engine import Engine, SamplingParams
-    from ember.text import CharTokenizer
-
-    looks = []
-    monkeypatch.setattr(gpt, "maybe_rebalance", lambda: looks.append(1))
-    tok = CharTokenizer.train("abcdefgh")
-    model = gpt.GPT(gpt.GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=1, n_embd=8)).eval()
-    list(model.generate(np.array([1, 2]), 3, temperature=0))
-    generated = len(looks)
-    engine = Engine(model, tok, max_batch=2)
-    request = engine.submit([1, 2], SamplingParams(max_tokens=3))
-    while not request.done:
-        engine.step()
-    assert generated >= 3 and len(looks) >= generated + 3
