@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from ember import nn, threads  # noqa: E402
 from ember.benchmarking import (  # noqa: E402
     Bars, Benchmark, Outcome, RunOptions, machine_info, machine_line, publish, results_path, rounds)
+from ember.compress.quant import QuantizedLinear  # noqa: E402
 from ember.models.gpt import FEW_ROWS, _linear, _linear_transposed, _run  # noqa: E402
 from ember.ops import linalg as L  # noqa: E402
 
@@ -40,6 +41,7 @@ ROUNDS, QUICK_ROUNDS = 40, 3
 BASELINE = "x @ W.T (Linear op)"
 TRANSPOSED = "(W @ x.T).T"
 DECODE = "decode loop"
+INT8 = "decode loop, int8 weights"
 TORCH = "PyTorch F.linear"
 
 
@@ -72,7 +74,13 @@ def contenders(rows: int, torch) -> dict:
         for layer in model:
             _linear(xs[layer.in_features], layer)
 
-    found = {BASELINE: op, TRANSPOSED: transposed, DECODE: decode}
+    quantized = [QuantizedLinear.from_float(layer) for layer in model]
+
+    def decode_int8():
+        for layer in quantized:
+            _linear(xs[layer.in_features], layer)
+
+    found = {BASELINE: op, TRANSPOSED: transposed, DECODE: decode, INT8: decode_int8}
     if torch is not None:  # (imported with OMP_WAIT_POLICY=PASSIVE: its idle threads must not spin on our cores)
         tw = [(torch.from_numpy(layer.weight.data), None if layer.bias is None else torch.from_numpy(layer.bias.data))
               for layer in model]
@@ -98,6 +106,10 @@ def check_equal(rows: int) -> float:
         want = _run(L.Linear, x, *args)
         for got in (_linear(x, layer), _linear_transposed(x, layer)):
             worst = max(worst, float(np.abs(got - want).max() / np.abs(want).max()))
+        int8 = QuantizedLinear.from_float(layer)  # against the float product with the int8 layer's own weights
+        args = (int8.weight.data,) if int8.bias is None else (int8.weight.data, int8.bias.data)
+        want = _run(L.Linear, x, *args)
+        worst = max(worst, float(np.abs(_linear(x, int8) - want).max() / np.abs(want).max()))
     if worst > 1e-5:
         raise SystemExit(f"bench_decode_gemm: the decode loop's Linear differs from the op's by {worst:.2e}")
     return worst
@@ -109,7 +121,7 @@ def measure(rows: int, torch, n_rounds: int) -> dict:
     ratios = timings.ratios(BASELINE)
     print(f"{rows:>3} rows: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()), flush=True)
     out = {"rows": rows, "ms_per_forward": ms, "speedup_over_op": {k: 1 / v for k, v in ratios.items()},
-           "max_relative_difference": check_equal(rows)}
+           "int8_over_float_decode": 1 / timings.ratios(DECODE)[INT8], "max_relative_difference": check_equal(rows)}
     if torch is not None:
         out["ratio_to_torch"] = {k: v for k, v in timings.ratios(TORCH).items()}
     return out
@@ -118,11 +130,13 @@ def measure(rows: int, torch, n_rounds: int) -> dict:
 def markdown(r: dict) -> str:
     names = list(r["results"][0]["ms_per_forward"])
     lines = ["| rows | " + " | ".join(f"{k} (ms)" for k in names) + " | (W @ x.T).T / op speed-up | decode loop / op "
-             "speed-up |" + (" decode loop / PyTorch time |" if TORCH in names else ""),
-             "|---:|" + "---:|" * (len(names) + 2 + (TORCH in names))]
+             "speed-up | int8 / float decode loop speed-up |" + (" decode loop / PyTorch time |" if TORCH in names
+                                                                  else ""),
+             "|---:|" + "---:|" * (len(names) + 3 + (TORCH in names))]
     for x in r["results"]:
         cells = [str(x["rows"]), *(f"{x['ms_per_forward'][k]:.2f}" for k in names),
-                 f"{x['speedup_over_op'][TRANSPOSED]:.2f}x", f"{x['speedup_over_op'][DECODE]:.2f}x"]
+                 f"{x['speedup_over_op'][TRANSPOSED]:.2f}x", f"{x['speedup_over_op'][DECODE]:.2f}x",
+                 f"{x['int8_over_float_decode']:.2f}x"]
         if TORCH in names:
             cells.append(f"{x['ratio_to_torch'][DECODE]:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")

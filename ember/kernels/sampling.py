@@ -35,7 +35,7 @@ def _draw(p, u, out):
             total[r] += p[r, i]
     for r in range(n_rows):
         out[r] = 0  # what the reference gives when no entry passes (a NaN row)
-        s = p[r, 0] * 0
+        s = p.dtype.type(0)  # sums in p's dtype, as the reference's cumsum (p[r, 0] * 0 is float64 in numba)
         for i in range(n):
             s += p[r, i]  # the cumulative sum's i-th entry, the same additions in the same order
             if s / total[r] > u[r]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import backend, nn
 from ..autograd import no_grad
+from ..kernels import int8 as int8_kernels
 from ..kernels import sampling
 from ..nn import functional as F
 from ..ops import elementwise as E
@@ -153,6 +154,14 @@ def _linear(x, layer: nn.Linear):
     Linear op's own forward, is the faster again."""
     if x.size > FEW_ROWS * x.shape[-1]:
         return _run(L.Linear, x, *([layer.weight.data] + ([] if layer.bias is None else [layer.bias.data])))
+    codes = getattr(layer, "weight_q", None)  # an int8 layer (ember.compress): its codes, not a dequantized copy
+    if codes is not None and not getattr(layer, "input_quantized", False):
+        x2 = x.reshape(-1, x.shape[-1])
+        if int8_kernels.applies(x2, codes.data, layer.weight_scale.data):
+            out = int8_kernels.int8_matmul(x2, codes.data, layer.weight_scale.data)
+            if layer.bias is not None:
+                out += layer.bias.data
+            return out.reshape(x.shape[:-1] + (out.shape[-1],))
     return _linear_transposed(x, layer)
 
 
@@ -165,6 +174,14 @@ def _linear_transposed(x, layer: nn.Linear):
     if layer.bias is not None:
         out += layer.bias.data
     return out.reshape(lead + (w.shape[0],))
+
+
+def _embedding_rows(table, ids):
+    """Rows ``ids`` of an embedding (an int8 one, from ember.compress, dequantizes only those rows: its ``weight``
+    would dequantize the whole table at every step)."""
+    if getattr(table, "weight_q", None) is not None:
+        return table(ids).data
+    return F.embedding(ids, table.weight).data
 
 
 def _enter(hc, x):
@@ -291,12 +308,15 @@ class _Chunk:
 
     def embed(self, tr):
         """Token plus position embeddings of the chunk's tokens, (B·t, C)."""
-        if self.uniform:
+        if getattr(tr["wpe"], "weight_q", None) is not None:  # int8 (ember.compress): only the rows used
+            wpe = _embedding_rows(tr["wpe"], self.xp.asarray(self.positions.reshape(-1)))
+            wpe = wpe.reshape(self.b, self.t, -1)
+        elif self.uniform:
             start = int(self.starts[0])
             wpe = tr["wpe"].weight.data[start : start + self.t]
         else:
             wpe = tr["wpe"].weight.data[self.xp.asarray(self.positions)]
-        x = F.embedding(self.ids, tr["wte"].weight).data + wpe  # ids checked
+        x = _embedding_rows(tr["wte"], self.ids) + wpe  # ids checked
         return x.reshape(self.b * self.t, x.shape[-1])
 
     def write(self, kv, heads) -> None:
@@ -475,7 +495,7 @@ class GPT(nn.Module):
         advances the rows' lengths; returns the last block's output, chunk after chunk, row after row."""
         c = self.config
         tr = self.transformer
-        xp = backend.device_of(tr["wte"].weight.data).xp
+        xp = backend.device_of(cache.kv).xp  # not wte.weight: an int8 table would be dequantized at every step
         h, d = c.n_head, c.n_embd // c.n_head
         scale = 1.0 / math.sqrt(d)
         embedded = [chunk.embed(tr) for chunk in chunks]

@@ -261,6 +261,52 @@ def test_gpt_tied_embedding_and_head_are_quantized_once():
     np.testing.assert_allclose(qgpt.forward_cached(ids, cache), qgpt(ids).numpy(), rtol=1e-5, atol=1e-6)
 
 
+def int8_gpt(seed=0):
+    gpt = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, vocab_size=29, block_size=24, bias=True)).eval()
+    rng = np.random.default_rng(seed)
+    for p in gpt.parameters():
+        p.data += (rng.standard_normal(p.shape) * 0.3).astype(np.float32)
+    return quantize_model(gpt)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_int8_gpt_decodes_as_its_full_forward_computes(seed):
+    """The decode loop multiplies by the int8 codes (``kernels.int8``) and embeds only the rows it reads; the full
+    forward computes with the dequantized matrices. Rows at different lengths, one token each, then greedy
+    generation."""
+    qgpt = int8_gpt(seed)
+    rng = np.random.default_rng(seed)
+    seqs = [rng.integers(0, 29, n).tolist() for n in (5, 9, 2)]
+    cache = qgpt.new_cache(3, 24)
+    for row, seq in enumerate(seqs):
+        qgpt.forward_cached(np.array([seq[:-1]]), cache, rows=[row])
+    logits = qgpt.forward_last([[seq[-1]] for seq in seqs], cache, [0, 1, 2])
+    for row, seq in enumerate(seqs):
+        want = qgpt(np.array([seq])).numpy()[0, -1]
+        np.testing.assert_allclose(logits[row], want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+    prompt = seqs[1]
+    tokens = list(qgpt.generate(prompt, 12, temperature=0))
+    full = qgpt(np.array([prompt + tokens[:-1]])).numpy()[0]
+    assert tokens == full[len(prompt) - 1:].argmax(-1).tolist()
+
+
+def test_int8_gpt_decode_steps_never_build_the_dequantized_matrices(monkeypatch):
+    """A quantized layer's ``weight`` dequantizes the whole matrix at each access: the decode loop must not ask
+    for it (the code model's int8 decoding ran 6x slower than its float decoding while it did)."""
+    from ember.compress import quant
+
+    qgpt = int8_gpt()
+    cache = qgpt.new_cache(2, 24)
+    qgpt.forward_cached(np.array([[1, 2, 3], [4, 5, 6]]), cache)
+    built = []
+    for cls in (quant.QuantizedLinear, quant.QuantizedEmbedding):
+        monkeypatch.setattr(cls, "weight", property(lambda self: built.append(self) or quant.Tensor(
+            quant._dequantized(self, "weight"))))
+    for token in range(4):
+        qgpt.forward_last([[token], [token + 1]], cache, [0, 1])
+    assert built == []
+
+
 # ----------------------------------------------------------------------------- quantization-aware training
 
 
