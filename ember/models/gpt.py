@@ -151,7 +151,8 @@ def _linear(x, layer: nn.Linear):
     """``x @ W.T + b`` for the decode loop. With the few rows of a decode step (one per request) it runs as
     ``(W @ x.T).T`` (``_linear_transposed``), which OpenBLAS runs faster there: it streams the large weight in the
     order it is stored and packs only the small operand. From about 64 rows (a prefill chunk) ``x @ W.T``, the
-    Linear op's own forward, is the faster again."""
+    Linear op's own forward, is the faster again. An int8 layer's few rows multiply its int8 codes directly
+    (``kernels.int8``), never its dequantized ``weight``."""
     if x.size > FEW_ROWS * x.shape[-1]:
         return _run(L.Linear, x, *([layer.weight.data] + ([] if layer.bias is None else [layer.bias.data])))
     codes = getattr(layer, "weight_q", None)  # an int8 layer (ember.compress): its codes, not a dequantized copy
