@@ -40,7 +40,7 @@ import ember  # first: ember's runtime settings must precede NumPy's import  # n
 import numpy as np
 
 from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, machine_info, machine_line, median_ratios,
-                                publish, results_path, rounds, streaming, usable_cores)
+                                publish, results_path, rounds, streaming, usable_cores, refuse_dry_run_in_readme)
 from ember.models.gpt import GPT, GPTConfig
 from ember.optim import clip_grad_norm_
 from ember.testing.torch_gpt import build_torch_gpt, copy_gpt_weights
@@ -279,8 +279,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="default results/bench_code_model.json")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run's tiny shapes do not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     if args.rounds < 1 or args.steps < 1:
         parser.error(f"--rounds and --steps must be at least 1, got {args.rounds} and {args.steps}")
     return args

@@ -43,7 +43,7 @@ import numpy as np
 
 from ember import optim
 from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, machine_info, machine_line, publish,
-                                results_path, rounds)
+                                results_path, rounds, refuse_dry_run_in_readme)
 from ember.compress import (MaskedOptimizer, amount_for_macs, count_macs, distill, mlp_student, prune_and_finetune,
                             prune_magnitude, prune_structured, quantize_model, save_compressed, sparsity,
                             sparsity_schedule, stored_weights)
@@ -394,8 +394,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="default results/compress.json (compress_quick.json with --quick)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     args.sizes = QUICK if args.quick else FULL
     return args
 

@@ -33,7 +33,7 @@ import ember  # first: ember's runtime settings must precede NumPy's import  # n
 import numpy as np
 
 from ember.benchmarking import (REPO, Bars, Benchmark, Measured, Outcome, RunOptions, machine_info, machine_line,
-                                publish, results_path, rounds, usable_cores)
+                                publish, results_path, rounds, usable_cores, refuse_dry_run_in_readme)
 
 MARKER = "bench_decode_runtimes"
 DEFAULT_CKPT = REPO / "runs" / "code-plain"
@@ -186,8 +186,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     if not args.quick and not (Path(args.ckpt) if args.ckpt else DEFAULT_CKPT).is_dir():
         parser.error(f"no run folder at {args.ckpt or DEFAULT_CKPT}: train the code model first "
                      "(benchmarks/code_model_report.py names the command) or pass --ckpt")

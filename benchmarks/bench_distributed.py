@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT.parent))
 import numpy as np  # noqa: E402
 
 from ember.benchmarking import (  # noqa: E402
-    Bars, Benchmark, BenchmarkFailed, Outcome, RunOptions, machine_info, machine_line, publish, results_path)
+    Bars, Benchmark, BenchmarkFailed, Outcome, RunOptions, machine_info, machine_line, publish, results_path,
+    refuse_dry_run_in_readme)
 
 PARTS = ("allreduce", "train", "gpt", "elm")
 RANKS = (8, 64, 512)
@@ -446,8 +447,7 @@ def parse_args(argv=None):
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     parser.add_argument("--largest", type=int, default=2**24, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     args.epochs = args.epochs or (1 if args.quick else 2)
     args.rounds = args.rounds or (1 if args.quick else 2)
     args.gpt_iters = args.gpt_iters or (10 if args.quick else 500)

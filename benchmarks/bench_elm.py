@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from ember.benchmarking import (  # noqa: E402
-    Bars, Benchmark, BenchmarkFailed, Outcome, RunOptions, machine_info, machine_line, publish, results_path)
+    Bars, Benchmark, BenchmarkFailed, Outcome, RunOptions, machine_info, machine_line, publish, results_path,
+    refuse_dry_run_in_readme)
 from ember.data import DatasetNotFoundError, locate  # noqa: E402
 from ember.elm.experiments import EXPERIMENTS  # noqa: E402
 
@@ -109,8 +110,7 @@ def parse_args(argv=None):
     parser.add_argument("--merge", action="store_true",
                         help="keep the rows of --out that this run does not redo (to rerun a few experiments)")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     sizes = QUICK if args.quick else {}
     args.datasets = args.datasets or sizes.get("datasets", ["mnist", "fashion-mnist"])
     args.only = args.only or sizes.get("only")

@@ -57,7 +57,7 @@ import numpy as np
 
 from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, add_load_argument, background_load,
                                 describe_load, has_avx512, load_record, machine_info, machine_line, on_reference_path,
-                                openblas_kernels, publish, results_path, rounds, streaming)
+                                openblas_kernels, publish, results_path, rounds, streaming, refuse_dry_run_in_readme)
 from ember.testing.torch_gpt import build_torch_gpt, copy_gpt_weights
 from ember.train.lm import LMTrainConfig, LMTrainer
 
@@ -412,8 +412,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="default results/gpt.json (results/gpt_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     sizes = QUICK if args.quick else {}
     args.iters = args.iters or sizes.get("iters", 2000)
     args.chunk = sizes.get("chunk", CHUNK)

@@ -44,7 +44,7 @@ import numpy as np
 import ember.nn.functional as F
 from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, accuracy_epochs, add_load_argument,
                                 background_load, cycling, describe_load, load_record, machine_info, machine_line,
-                                on_reference_path, publish, results_path, rounds, streaming)
+                                on_reference_path, publish, results_path, rounds, streaming, refuse_dry_run_in_readme)
 from ember.data import image_classification
 from ember.kan import BakedKAN
 from ember.models import KAN
@@ -289,8 +289,7 @@ def parse_args(argv=None):
                         help="default results/kan.json (results/kan_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     sizes = QUICK if args.quick else {}
     args.rounds = args.rounds or sizes.get("rounds", 9)
     args.memory_batch = args.memory_batch or sizes.get("memory_batch", 4096)

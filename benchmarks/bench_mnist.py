@@ -45,7 +45,7 @@ from ember import kernels
 from ember.testing.torch_models import torch_twin
 from ember.benchmarking import (Bars, Benchmark, Outcome, RunOptions, accuracy_epochs, add_load_argument,
                                 background_load, cycling, describe_load, load_record, machine_info, machine_line,
-                                publish, results_path, rounds, streaming)
+                                publish, results_path, rounds, streaming, refuse_dry_run_in_readme)
 from ember.data import image_classification
 from ember.models import build
 
@@ -329,8 +329,7 @@ def parse_args(argv=None):
                         help="default results/mnist.json (results/mnist_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     sizes = QUICK if args.quick else {}
     args.datasets = args.datasets or sizes.get("datasets", ["mnist", "fashion-mnist"])
     args.rounds = args.rounds or sizes.get("rounds", 15)

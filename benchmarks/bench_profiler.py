@@ -33,7 +33,7 @@ from ember import profiler, threads
 from ember.models import build
 from ember.benchmarking import (Bars, Benchmark, Measured, Outcome, RunOptions, add_load_argument, background_load,
                                describe_load, load_record, machine_info, machine_line, median_ratios, publish,
-                               results_path, rounds)
+                               results_path, rounds, refuse_dry_run_in_readme)
 
 BATCH = {"mlp": 128, "lenet": 64, "gpt": 12}
 STEPS = {"mlp": 20, "lenet": 10, "gpt": 4}  # steps per round: tens of ms at least, so the timer's noise is small
@@ -225,8 +225,7 @@ def parse_args(argv=None):
                         help="default results/profiler.json (results/profiler_loaded.json with --load)")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     if args.quick:
         args.models, args.rounds, args.steps = ["mlp"], 3, 5
     return args

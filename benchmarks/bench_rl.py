@@ -26,7 +26,9 @@ import ember  # first: ember's runtime settings must precede NumPy's import  # n
 import numpy as np
 
 from ember import kernels
-from ember.benchmarking import Bars, Benchmark, Outcome, RunOptions, machine_info, machine_line, publish, results_path
+from ember.benchmarking import (
+    Bars, Benchmark, Outcome, RunOptions, machine_info, machine_line, publish, results_path,
+    refuse_dry_run_in_readme)
 from ember.rl import baselines as B
 from ember.rl.envs import game2048 as G
 
@@ -268,8 +270,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     if args.agent is None and not args.quick and DEFAULT_AGENT.is_file():
         args.agent = str(DEFAULT_AGENT)
     return args

@@ -55,7 +55,7 @@ import numpy as np
 
 from stream_client import Connection, WrongStatus, streamed_completion  # noqa: E402
 from ember.benchmarking import (REPO, Bars, Benchmark, Measured, Outcome, RunOptions, machine_info, machine_line,
-                                publish, results_path, rounds)
+                                publish, results_path, rounds, refuse_dry_run_in_readme)
 
 MARKER = "bench_serve"
 CLIENT_LEVELS = (1, 4, 16)
@@ -531,8 +531,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     if args.quick:
         args.max_tokens, args.requests_per_client, args.soak, args.rounds, args.load_rounds = 16, 2, 60, 1, 2
         args.seconds = min(args.seconds, 30.0)

@@ -41,7 +41,8 @@ import numpy as np  # noqa: E402
 
 import bench_serve  # noqa: E402
 from ember.benchmarking import (  # noqa: E402
-    Bars, Benchmark, Measured, Outcome, RunOptions, machine_info, machine_line, publish, results_path, rounds)
+    Bars, Benchmark, Measured, Outcome, RunOptions, machine_info, machine_line, publish, results_path, rounds,
+    refuse_dry_run_in_readme)
 
 MARKER = "bench_serve_engine"
 CONCURRENT, TOTAL, ALONE = 16, 32, 8  # requests at a time and in all; requests one at a time
@@ -286,8 +287,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None)
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run does not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     if args.quick:
         args.rounds, args.max_tokens, args.seconds = 2, 16, min(args.seconds, 30.0)
     return args

@@ -28,7 +28,7 @@ import ember  # noqa: F401, I001  (runtime settings first)
 import regex
 
 from ember.benchmarking import (Bars, Benchmark, Contender, Outcome, RunOptions, machine_info, machine_line, publish,
-                                results_path, rounds)
+                                results_path, rounds, refuse_dry_run_in_readme)
 from ember.data.text import END_OF_TEXT, read_documents
 from ember.text import GPT2_PATTERN, ByteBPETokenizer, bytes_to_unicode
 
@@ -164,8 +164,7 @@ def parse_args(argv=None):
     parser.add_argument("--out", default=None, help="default results/tokenizer.json")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args(argv)
-    if args.quick and args.update_readme:
-        parser.error("--quick with --update-readme: a dry run's figures do not belong in the README")
+    refuse_dry_run_in_readme(parser, args)
     sizes = QUICK if args.quick else {}
     args.rounds = args.rounds or sizes.get("rounds", 3)
     args.corpora = args.corpora or sizes.get("corpora", list(CORPORA))

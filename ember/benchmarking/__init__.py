@@ -27,6 +27,7 @@ from .entries import (
     Outcome,
     RunOptions,
     find_entries,
+    refuse_dry_run_in_readme,
     run_entry,
     select,
 )
@@ -34,7 +35,7 @@ from .load import accuracy_epochs, add_load_argument, background_load, describe_
 from .machine import (
     blas,
     cpu_model,
-                      has_avx512,
+    has_avx512,
     kernel_backend,
     library_versions,
     machine_info,
@@ -70,6 +71,7 @@ __all__ = [
     "cycling", "describe_load", "find_entries", "has_avx512", "idle_companion", "kernel_backend",
     "library_versions", "load_record", "loaded_companion", "machine_info", "machine_line", "median_ratios",
     "numba_version", "on_reference_path", "openblas_kernels", "publish", "read_json", "readme_section",
+    "refuse_dry_run_in_readme",
     "results_path", "rounds", "run_entry", "select", "shown", "streaming", "usable_cores", "versions_line",
     "write_chart", "write_readme_section",
 ]

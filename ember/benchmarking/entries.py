@@ -40,6 +40,15 @@ class BenchmarkFailed(RuntimeError):
     """An entry's run that finished without its results (a failed part, an incomplete run)."""
 
 
+DRY_RUN_NOT_IN_README = "a dry run's figures do not belong in the README"
+
+
+def refuse_dry_run_in_readme(parser, args) -> None:
+    """A benchmark's ``--quick`` with ``--update-readme`` is a usage error: a dry run's figures are no result."""
+    if args.quick and args.update_readme:
+        parser.error(f"--quick with --update-readme: {DRY_RUN_NOT_IN_README}")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """One run of an entry: the suite, the rival, where results go, and whether the README follows them."""
@@ -55,7 +64,7 @@ class RunOptions:
         if self.against not in AGAINST:
             raise ValueError(f"against {self.against!r}: expected one of {', '.join(AGAINST)}")
         if self.update_readme and self.quick:
-            raise ValueError("update_readme with the quick suite: a dry run's figures do not belong in the README")
+            raise ValueError(f"update_readme with the quick suite: {DRY_RUN_NOT_IN_README}")
 
     @property
     def quick(self) -> bool:

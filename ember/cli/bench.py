@@ -60,11 +60,11 @@ def resolve_against(against: str | None) -> str:
 
 def run(args) -> int:
     from ..benchmarking import EntriesNotFound, RunOptions, find_entries, select
+    from ..benchmarking.entries import DRY_RUN_NOT_IN_README
 
     against = resolve_against(args.against)
     if args.update_readme and args.suite != "full":
-        raise UsageError(f"--update-readme with --suite {args.suite}: a dry run's figures do not belong in the "
-                         "README; use --suite full")
+        raise UsageError(f"--update-readme with --suite {args.suite}: {DRY_RUN_NOT_IN_README}; use --suite full")
     try:
         entries = select(find_entries(args.benchmarks), args.only)
     except EntriesNotFound as exc:

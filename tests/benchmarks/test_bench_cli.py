@@ -4,6 +4,8 @@ past a failure, and says so in its exit status and its summary."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -179,3 +181,12 @@ def test_skip_reasons_name_what_is_missing():
     assert gpu.skip_reason("torch", installed=lambda m: m != "cupy") == "needs cupy, not installed here"
     assert gpu.skip_reason("torch", installed=lambda m: True, gpu=lambda: False).startswith("needs a CUDA GPU")
     assert gpu.skip_reason("torch", installed=lambda m: True, gpu=lambda: True) is None
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("bench_*.py")))
+def test_no_benchmark_writes_a_dry_run_into_the_readme(script):
+    """Every benchmark refuses ``--quick --update-readme`` before measuring anything (exit 2, naming the README)."""
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--update-readme"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-400:]
+    assert "README" in done.stderr
