@@ -1,16 +1,20 @@
 """The decode loop's Linear layers: ``x @ W.T`` (the Linear op, as training runs it) against ``(W @ x.T).T``, the
-decode loop itself (``ember.models.gpt._linear``: the second up to ``FEW_ROWS`` rows, the first above), and
+decode loop itself (``ember.models.gpt._linear``: ``(W @ x.T).T`` for one row, ``kernels.rows``' compiled product
+from 2 to ``MOST_ROWS`` rows, ``(W @ x.T).T`` again up to ``FEW_ROWS``, the op above), its int8 form, and
 PyTorch's ``F.linear`` on the same shapes.
 
 The shapes are the code model's (6 layers of 384 wide, MLP 1,536, vocabulary 8,192): per forward, for each layer
 the QKV, attention-output, MLP-in and MLP-out products, then the head, all with the same number of rows: 1 (one
-request decoding), 16 (a full batch of the server), 32, 64 and 128 (prefill chunks; the decode loop's head takes
-only their last row, which this does not model). The weights of a forward (55 MB) do not fit the caches, as in a
-real step: each shape timed alone, with its weight cached, flatters ``(W @ x.T).T`` (2.2x at 16 rows, here).
+request decoding), 4 and 8 (a few), 16 (a full batch of the server), 32, 64 and 128 (prefill chunks; the decode
+loop's head takes only their last row, which this does not model). The weights of a forward (55 MB) do not fit
+the caches, as in a real step: each shape timed alone, with its weight cached, flatters ``(W @ x.T).T`` (2.2x at
+16 rows, here).
 Float32 weights as stored ((out, in), C order), default BLAS threads, PyTorch with as many. Contenders
-interleaved, medians of per-round ratios.
+interleaved, each settled by ``SETTLE`` untimed forwards before its timed ones (after the compiled kernels, or
+any 10 ms pause, BLAS ran 1.5-1.7x slower here for 20-40 ms: timed at once, it lost to whatever ran before it),
+medians of per-round ratios.
 
-  python benchmarks/bench_decode_gemm.py            (about a minute; an otherwise idle machine)
+  python benchmarks/bench_decode_gemm.py            (about 3 minutes; an otherwise idle machine)
   python benchmarks/bench_decode_gemm.py --quick    (a dry run in seconds)
 Writes benchmarks/results/decode_gemm.json, .md and .png (decode_gemm_quick.* with --quick); it has no README
 section (the README quotes it in prose). ``ember bench --only decode_gemm`` runs it as an entry.
@@ -32,12 +36,14 @@ from ember import nn, threads  # noqa: E402
 from ember.benchmarking import (  # noqa: E402
     Bars, Benchmark, Outcome, RunOptions, machine_info, machine_line, publish, results_path, rounds)
 from ember.compress.quant import QuantizedLinear  # noqa: E402
+from ember.kernels import rows as rows_kernels  # noqa: E402
 from ember.models.gpt import FEW_ROWS, _linear, _linear_transposed, _run  # noqa: E402
 from ember.ops import linalg as L  # noqa: E402
 
 WIDTH, HIDDEN, VOCAB, LAYERS = 384, 1536, 8192, 6
-ROWS = (1, 16, 32, 64, 128)
+ROWS = (1, 4, 8, 16, 32, 64, 128)
 ROUNDS, QUICK_ROUNDS = 40, 3
+SETTLE = 5  # untimed forwards before each timed span: BLAS ran 1.5x slower for 20-40 ms after the compiled kernels
 BASELINE = "x @ W.T (Linear op)"
 TRANSPOSED = "(W @ x.T).T"
 DECODE = "decode loop"
@@ -116,7 +122,7 @@ def check_equal(rows: int) -> float:
 
 
 def measure(rows: int, torch, n_rounds: int) -> dict:
-    timings = rounds(contenders(rows, torch), n_rounds, warmup=2, calls=5, alternate=True)
+    timings = rounds(contenders(rows, torch), n_rounds, warmup=2, calls=5, alternate=True, settle=SETTLE)
     ms = timings.medians(1e3)
     ratios = timings.ratios(BASELINE)
     print(f"{rows:>3} rows: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()), flush=True)
@@ -145,9 +151,16 @@ def markdown(r: dict) -> str:
 
 def render_idle(r: dict, path: str):
     meta = (f"Measured {r['date']} on {r['machine']}; {r['blas_threads']} BLAS threads; {r['rounds']} interleaved "
-            f"rounds, medians of per-round ratios; the decode loop takes (W @ x.T).T up to {r['few_rows']} rows; "
+            f"rounds, medians of per-round ratios; the decode loop takes {decode_forms(r)}; "
             f"`python benchmarks/bench_decode_gemm.py` (results in `{path}`).")
     return meta, markdown(r)
+
+
+def decode_forms(r: dict) -> str:
+    most = r.get("rows_kernel_most")
+    if not most:  # results from before kernels.rows
+        return f"(W @ x.T).T up to {r['few_rows']} rows"
+    return f"(W @ x.T).T for 1 row, kernels.rows from 2 to {most}, (W @ x.T).T up to {r['few_rows']}"
 
 
 def render_loaded(r: dict, path: str) -> str:
@@ -195,7 +208,8 @@ def bench(args) -> Outcome:
     torch = import_torch(not args.no_torch)
     report = {"benchmark": "bench_decode_gemm", "date": time.strftime("%Y-%m-%d"), "machine": machine_line(info),
               "machine_info": info, "rounds": args.rounds, "quick": args.quick, "blas_threads": threads.blas_threads(),
-              "few_rows": FEW_ROWS,
+              "few_rows": FEW_ROWS, "rows_kernel_most": rows_kernels.MOST_ROWS if rows_kernels.applies(
+                  np.zeros((2, 1), np.float32), np.zeros((1, 1), np.float32)) else None,
               "torch": torch.__version__ if torch is not None else None,
               "results": [measure(rows, torch, args.rounds) for rows in ROWS]}
     out = Path(args.out) if args.out else results_path("decode_gemm", quick=args.quick)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import jit, pair
+from . import jit, pair, rows
 
 SPLIT_WORK = 1 << 21  # multiply-adds (rows x outputs x inputs) from which the outputs are split over two cores
 
@@ -55,6 +55,8 @@ def applies(x, q, scale) -> bool:
 def int8_matmul(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """(R, O) float32: ``x`` (R, K) float32 times the int8 weight ``q`` (O, K) dequantized by ``scale`` (O,), as
     ``x @ (q · scale[:, None]).T``. Check ``applies`` first."""
+    if x.shape[0] >= 2:  # a few rows: blocks of 4 rows x 4 outputs (each code loaded serves 4 rows)
+        return rows.rows_matmul(x, q, scale)
     out = np.empty((x.shape[0], q.shape[0]), dtype=np.float32)
     n_out = q.shape[0]
     if n_out < 2 or x.shape[0] * n_out * q.shape[1] < SPLIT_WORK:

@@ -21,6 +21,7 @@ import numpy as np
 from .. import backend, nn
 from ..autograd import no_grad
 from ..kernels import int8 as int8_kernels
+from ..kernels import rows as rows_kernels
 from ..kernels import sampling
 from ..nn import functional as F
 from ..ops import elementwise as E
@@ -151,8 +152,9 @@ def _linear(x, layer: nn.Linear):
     """``x @ W.T + b`` for the decode loop. With the few rows of a decode step (one per request) it runs as
     ``(W @ x.T).T`` (``_linear_transposed``), which OpenBLAS runs faster there: it streams the large weight in the
     order it is stored and packs only the small operand. From about 64 rows (a prefill chunk) ``x @ W.T``, the
-    Linear op's own forward, is the faster again. An int8 layer's few rows multiply its int8 codes directly
-    (``kernels.int8``), never its dequantized ``weight``."""
+    Linear op's own forward, is the faster again. From 2 to ``kernels.rows.MOST_ROWS`` rows a compiled kernel
+    that reads the weight in place beats both (``kernels.rows``). An int8 layer's few rows multiply its int8 codes
+    directly (``kernels.int8``), never its dequantized ``weight``."""
     if x.size > FEW_ROWS * x.shape[-1]:
         return _run(L.Linear, x, *([layer.weight.data] + ([] if layer.bias is None else [layer.bias.data])))
     codes = getattr(layer, "weight_q", None)  # an int8 layer (ember.compress): its codes, not a dequantized copy
@@ -163,6 +165,13 @@ def _linear(x, layer: nn.Linear):
             if layer.bias is not None:
                 out += layer.bias.data
             return out.reshape(x.shape[:-1] + (out.shape[-1],))
+        return _linear_transposed(x, layer)
+    x2 = x.reshape(-1, x.shape[-1])
+    if rows_kernels.applies(x2, layer.weight.data):
+        out = rows_kernels.rows_matmul(x2, layer.weight.data)
+        if layer.bias is not None:
+            out += layer.bias.data
+        return out.reshape(x.shape[:-1] + (out.shape[-1],))
     return _linear_transposed(x, layer)
 
 

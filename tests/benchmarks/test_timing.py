@@ -55,6 +55,16 @@ def test_alternating_rounds_reverse_the_order_every_other_round():
     assert list(timings.per_round) == ["a", "b", "c"] and timings.n_rounds == 3
 
 
+def test_settling_calls_precede_each_timed_span_and_are_not_counted():
+    clock, log = FakeClock(), []
+    contenders = {"a": scripted(clock, log, "a", [9.0, 1.0, 9.0, 2.0]), "b": scripted(clock, log, "b", [9.0, 3.0] * 2)}
+    timings = rounds(contenders, 2, warmup=0, clock=clock, settle=1)
+    assert log == ["a", "a", "b", "b"] * 2
+    assert timings.per_round == {"a": [1.0, 2.0], "b": [3.0, 3.0]}  # the 9 s settling calls are left out
+    with pytest.raises(ValueError, match="settle"):
+        rounds(contenders, 1, settle=-1)
+
+
 def test_each_round_keeps_the_span_over_its_calls():
     clock, log = FakeClock(), []
     timings = rounds({"a": scripted(clock, log, "a", [0.5, 1.5, 1.0, 1.0, 2.0, 2.0])}, 3, warmup=0, calls=2,
