@@ -6,8 +6,10 @@ matrices at every step: one row through the code model's layers took 17.4 ms tha
 float model's products (and 1.76 ms here: ``benchmarks/bench_decode_gemm.py``).
 Here each output is ``scale[o] · Σ_k x[r, k] · q[o, k]``: the codes are read once per step (a quarter of the
 float weights' bytes) and converted in registers, so a one-row step reads less memory than the float model's.
-For a few rows at most (``FEW_ROWS``, the decode loop's own limit): with more, each code row is reused too
-little to beat dequantizing once and calling BLAS.
+One row runs the loop here; 2 rows up to ``FEW_ROWS`` (the decode loop's own limit) run ``kernels.rows``' blocks
+of 4 rows x 4 outputs, the codes converted as they are loaded: 1.2-1.5x the float model's products from 1 to 16
+rows, as fast at 32 (``benchmarks/bench_decode_gemm.py``), since the codes are a quarter of the bytes to stream.
+With more rows, dequantizing once and calling BLAS wins.
 
 The reference, ``x @ (q · scale).T``, stays the definition: the kernel adds the same products in another order
 (float32 sums, vectorised over k), so the two agree to float32 rounding (tested). Two cores: the outputs are split

@@ -1,5 +1,6 @@
-"""The int8 decode product (``kernels.int8``) against its reference, the dequantized weight's product: any number of
-rows up to the decode loop's, square and wide and tall weights, one core and two threads (bit for bit alike)."""
+"""The int8 decode product (``kernels.int8``: its own loop for one row, ``kernels.rows``' blocks for more) against its
+reference, the dequantized weight's product: any number of rows up to the decode loop's, square and wide and tall
+weights, one core and two threads (bit for bit alike)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from ember.kernels import int8, pair
+from ember.kernels import rows as rows_kernels
 
 pytest.importorskip("numba")
 
@@ -39,9 +41,11 @@ def test_int8_matmul_equals_the_dequantized_product(rows, n_out, n_in, seed):
 @pytest.mark.parametrize("rows", [1, 3, 16])
 def test_two_threads_give_one_cores_answer_bit_for_bit(rows, monkeypatch):
     x, q, scale = case(rows, 301, 64, 7)  # an odd number of outputs: halves of 150 and 151
-    monkeypatch.setattr(int8, "SPLIT_WORK", 1 << 60)
+    for module in (int8, rows_kernels):  # one row: int8's own kernel; more: kernels.rows' blocks
+        monkeypatch.setattr(module, "SPLIT_WORK", 1 << 60)
     one = int8.int8_matmul(x, q, scale)
-    monkeypatch.setattr(int8, "SPLIT_WORK", 0)
+    for module in (int8, rows_kernels):
+        monkeypatch.setattr(module, "SPLIT_WORK", 0)
     monkeypatch.setattr(pair, "second_core", lambda: True)
     helped = []
     run_both = pair.run_both
