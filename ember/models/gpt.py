@@ -157,17 +157,17 @@ def _linear(x, layer: nn.Linear):
     directly (``kernels.int8``), never its dequantized ``weight``."""
     if x.size > FEW_ROWS * x.shape[-1]:
         return _run(L.Linear, x, *([layer.weight.data] + ([] if layer.bias is None else [layer.bias.data])))
-    codes = getattr(layer, "weight_q", None)  # an int8 layer (ember.compress): its codes, not a dequantized copy
+    x2 = x.reshape(-1, x.shape[-1])
+    # an int8 layer (ember.compress): its codes, not a dequantized copy (a plain Linear skips the lookup, which
+    # costs a failed attribute search through Module.__getattr__ at every call)
+    codes = None if type(layer) is nn.Linear else getattr(layer, "weight_q", None)
     if codes is not None and not getattr(layer, "input_quantized", False):
-        x2 = x.reshape(-1, x.shape[-1])
         if int8_kernels.applies(x2, codes.data, layer.weight_scale.data):
             out = int8_kernels.int8_matmul(x2, codes.data, layer.weight_scale.data)
             if layer.bias is not None:
                 out += layer.bias.data
             return out.reshape(x.shape[:-1] + (out.shape[-1],))
-        return _linear_transposed(x, layer)
-    x2 = x.reshape(-1, x.shape[-1])
-    if rows_kernels.applies(x2, layer.weight.data):
+    elif x2.shape[0] > 1 and rows_kernels.applies(x2, layer.weight.data):
         out = rows_kernels.rows_matmul(x2, layer.weight.data)
         if layer.bias is not None:
             out += layer.bias.data
