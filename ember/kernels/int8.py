@@ -22,34 +22,24 @@ import numpy as np
 
 from . import jit, pair, rows
 
-SPLIT_WORK = 1 << 21  # multiply-adds (rows x outputs x inputs) from which the outputs are split over two cores
+SPLIT_WORK = 1 << 21  # multiply-adds (outputs x inputs) of one row from which the outputs are split over two cores
 
 
 @jit(reassoc=True)
-def _int8_matmul(x, q, scale, lo, hi, out):
-    """out[r, o] = scale[o] · Σ_k x[r, k] · q[o, k] for the outputs lo <= o < hi."""
-    rows, k_dim = x.shape
-    codes = np.empty(k_dim, dtype=x.dtype)
+def _int8_row(x, q, scale, lo, hi, out):
+    """out[0, o] = scale[o] · Σ_k x[0, k] · q[o, k] for the outputs lo <= o < hi (one row)."""
+    k_dim = x.shape[1]
     zero = x.dtype.type(0)  # float32 sums stay float32 (x[0, 0] * 0 would be float64 in numba)
     for o in range(lo, hi):
-        if rows == 1:
-            s = zero
-            for k in range(k_dim):
-                s += x[0, k] * q[o, k]
-            out[0, o] = s * scale[o]
-            continue
-        for k in range(k_dim):  # each code converted once, then used by every row
-            codes[k] = q[o, k]
-        for r in range(rows):
-            s = zero
-            for k in range(k_dim):
-                s += x[r, k] * codes[k]
-            out[r, o] = s * scale[o]
+        s = zero
+        for k in range(k_dim):
+            s += x[0, k] * q[o, k]
+        out[0, o] = s * scale[o]
 
 
 def applies(x, q, scale) -> bool:
     """Whether the kernel takes these arrays: numba on, float32 rows and scales, C-contiguous int8 codes (NumPy)."""
-    return _int8_matmul is not None and all(type(a) is np.ndarray and a.flags.c_contiguous for a in (x, q, scale)) \
+    return _int8_row is not None and all(type(a) is np.ndarray and a.flags.c_contiguous for a in (x, q, scale)) \
         and x.dtype == np.float32 and scale.dtype == np.float32 and q.dtype == np.int8 and x.ndim == 2 \
         and q.ndim == 2 and x.shape[1] == q.shape[1] and scale.shape == (q.shape[0],) and x.shape[0] > 0
 
@@ -59,13 +49,13 @@ def int8_matmul(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     ``x @ (q · scale[:, None]).T``. Check ``applies`` first."""
     if x.shape[0] >= 2:  # a few rows: blocks of 4 rows x 4 outputs (each code loaded serves 4 rows)
         return rows.rows_matmul(x, q, scale)
-    out = np.empty((x.shape[0], q.shape[0]), dtype=np.float32)
+    out = np.empty((1, q.shape[0]), dtype=np.float32)
     n_out = q.shape[0]
-    if n_out < 2 or x.shape[0] * n_out * q.shape[1] < SPLIT_WORK:
-        _int8_matmul(x, q, scale, 0, n_out, out)
+    if n_out < 2 or n_out * q.shape[1] < SPLIT_WORK:
+        _int8_row(x, q, scale, 0, n_out, out)
         return out
     half = n_out // 2
-    pair.run_both(_int8_matmul, (x, q, scale, 0, half, out), (x, q, scale, half, n_out, out))
+    pair.run_both(_int8_row, (x, q, scale, 0, half, out), (x, q, scale, half, n_out, out))
     return out
 
 

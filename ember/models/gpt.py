@@ -149,30 +149,31 @@ FEW_ROWS = 32  # up to this many rows the decode loop's Linear runs as (W @ x.T)
 
 
 def _linear(x, layer: nn.Linear):
-    """``x @ W.T + b`` for the decode loop. With the few rows of a decode step (one per request) it runs as
-    ``(W @ x.T).T`` (``_linear_transposed``), which OpenBLAS runs faster there: it streams the large weight in the
-    order it is stored and packs only the small operand. From about 64 rows (a prefill chunk) ``x @ W.T``, the
-    Linear op's own forward, is the faster again. From 2 to ``kernels.rows.MOST_ROWS`` rows a compiled kernel
-    that reads the weight in place beats both (``kernels.rows``). An int8 layer's few rows multiply its int8 codes
-    directly (``kernels.int8``), never its dequantized ``weight``."""
+    """``x @ W.T + b`` for the decode loop, in the form measured fastest for its rows
+    (``benchmarks/bench_decode_gemm.py``): from 2 to ``kernels.rows.MOST_ROWS`` rows (a few requests decoding) a
+    compiled product that reads the weight where it lies (``kernels.rows``); one row, and up to ``FEW_ROWS``,
+    ``(W @ x.T).T`` (``_linear_transposed``: OpenBLAS streams the large weight as stored and packs only the small
+    operand); more rows (a prefill chunk) ``x @ W.T``, the Linear op's own forward. An int8 layer's few rows
+    multiply its int8 codes directly (``kernels.int8``), never its dequantized ``weight``."""
     if x.size > FEW_ROWS * x.shape[-1]:
         return _run(L.Linear, x, *([layer.weight.data] + ([] if layer.bias is None else [layer.bias.data])))
     x2 = x.reshape(-1, x.shape[-1])
-    # an int8 layer (ember.compress): its codes, not a dequantized copy (a plain Linear skips the lookup, which
-    # costs a failed attribute search through Module.__getattr__ at every call)
+    out = None
+    # an int8 layer (ember.compress) offers its codes; a plain Linear skips the lookup, which would cost a failed
+    # attribute search through Module.__getattr__ at every call
     codes = None if type(layer) is nn.Linear else getattr(layer, "weight_q", None)
     if codes is not None and not getattr(layer, "input_quantized", False):
         if int8_kernels.applies(x2, codes.data, layer.weight_scale.data):
             out = int8_kernels.int8_matmul(x2, codes.data, layer.weight_scale.data)
-            if layer.bias is not None:
-                out += layer.bias.data
-            return out.reshape(x.shape[:-1] + (out.shape[-1],))
-    elif x2.shape[0] > 1 and rows_kernels.applies(x2, layer.weight.data):
-        out = rows_kernels.rows_matmul(x2, layer.weight.data)
-        if layer.bias is not None:
-            out += layer.bias.data
-        return out.reshape(x.shape[:-1] + (out.shape[-1],))
-    return _linear_transposed(x, layer)
+    elif x2.shape[0] > 1:
+        w = layer.weight.data  # (an int8 layer with quantized inputs dequantizes here, once)
+        if rows_kernels.applies(x2, w):
+            out = rows_kernels.rows_matmul(x2, w)
+    if out is None:
+        return _linear_transposed(x, layer)
+    if layer.bias is not None:
+        out += layer.bias.data
+    return out.reshape(x.shape[:-1] + (out.shape[-1],))
 
 
 def _linear_transposed(x, layer: nn.Linear):
