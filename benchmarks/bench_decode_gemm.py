@@ -10,11 +10,11 @@ loop's head takes only their last row, which this does not model). The weights o
 the caches, as in a real step: each shape timed alone, with its weight cached, flatters ``(W @ x.T).T`` (2.2x at
 16 rows, here).
 Float32 weights as stored ((out, in), C order), default BLAS threads, PyTorch with as many. Contenders
-interleaved, each settled by ``SETTLE`` untimed forwards before its timed ones (after the compiled kernels, or
-any 10 ms pause, BLAS ran 1.5-1.7x slower here for 20-40 ms: timed at once, it lost to whatever ran before it),
+interleaved, each settled by ``SETTLE_S`` of untimed forwards before its timed ones (after the compiled kernels,
+or any 10 ms pause, BLAS ran 1.5-1.7x slower here for 20-40 ms: timed at once, it lost to whatever ran before it),
 medians of per-round ratios.
 
-  python benchmarks/bench_decode_gemm.py            (about 3 minutes; an otherwise idle machine)
+  python benchmarks/bench_decode_gemm.py            (about 5 minutes; an otherwise idle machine)
   python benchmarks/bench_decode_gemm.py --quick    (a dry run in seconds)
 Writes benchmarks/results/decode_gemm.json, .md and .png (decode_gemm_quick.* with --quick); it has no README
 section (the README quotes it in prose). ``ember bench --only decode_gemm`` runs it as an entry.
@@ -43,7 +43,8 @@ from ember.ops import linalg as L  # noqa: E402
 WIDTH, HIDDEN, VOCAB, LAYERS = 384, 1536, 8192, 6
 ROWS = (1, 4, 8, 16, 32, 64, 128)
 ROUNDS, QUICK_ROUNDS = 40, 3
-SETTLE = 5  # untimed forwards before each timed span: BLAS ran 1.5x slower for 20-40 ms after the compiled kernels
+SETTLE_S = 0.1  # untimed forwards before each timed span, this long: after the compiled kernels BLAS ran 1.5x slower
+#                for 20-40 ms, and 5 settling forwards still left the contender after int8's 10-40% behind
 BASELINE = "x @ W.T (Linear op)"
 TRANSPOSED = "(W @ x.T).T"
 DECODE = "decode loop"
@@ -122,7 +123,7 @@ def check_equal(rows: int) -> float:
 
 
 def measure(rows: int, torch, n_rounds: int) -> dict:
-    timings = rounds(contenders(rows, torch), n_rounds, warmup=2, calls=5, alternate=True, settle=SETTLE)
+    timings = rounds(contenders(rows, torch), n_rounds, warmup=2, calls=5, alternate=True, settle=SETTLE_S)
     ms = timings.medians(1e3)
     ratios = timings.ratios(BASELINE)
     print(f"{rows:>3} rows: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items()), flush=True)

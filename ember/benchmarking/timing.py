@@ -117,7 +117,7 @@ def median_ratios(times: dict[str, list[float]], to: str = "torch") -> dict[str,
 
 def rounds(contenders: dict[str, Callable[[], Any] | Contender], n_rounds: int, *, warmup: int = 1, calls: int = 1,
            clock: Clock = time.perf_counter, on_round: Callable[[int, Timings], Any] | None = None,
-           until: float | None = None, min_rounds: int = 1, alternate: bool = False, settle: int = 0) -> Timings:
+           until: float | None = None, min_rounds: int = 1, alternate: bool = False, settle: float = 0.0) -> Timings:
     """Time ``contenders`` in ``n_rounds`` interleaved rounds: in each round every contender, in order, makes
     ``calls`` calls as one timed span; the figure kept is the span over ``calls`` (seconds per call).
 
@@ -125,10 +125,12 @@ def rounds(contenders: dict[str, Callable[[], Any] | Contender], n_rounds: int, 
     ``on_round(index, timings)`` runs after each round, untimed (progress lines, accuracy after an epoch).
     With ``until`` (a time on ``clock``), no round starts that would end past it, once ``min_rounds`` are
     done: a round is assumed to take as long as the last one did. With ``alternate``, every other round runs
-    the contenders in reverse order, so that a load drifting within rounds favours none of them. ``settle``
-    untimed calls precede each timed span, so that a contender is timed in its own steady state and not in the
-    one the previous contender left: on these VMs a loop of BLAS products ran 1.5-1.7x slower for its first 20-40
-    ms after 10 ms asleep or of other work, with one thread as with two (``benchmarks/bench_decode_gemm.py``).
+    the contenders in reverse order, so that a load drifting within rounds favours none of them. With ``settle``
+    (seconds on ``clock``), each timed span follows untimed calls of its contender for at least that long, so that
+    a contender is timed in its own steady state and not in the one the previous contender left: on these VMs a
+    loop of BLAS products ran 1.5-1.7x slower for its first 20-40 ms after 10 ms asleep or of other work, with one
+    thread as with two, and a contender right after a compiled int8 loop lost 10-40% to the same contender placed
+    elsewhere (``benchmarks/bench_decode_gemm.py``).
     """
     if n_rounds < 1 or calls < 1 or warmup < 0 or settle < 0:
         raise ValueError(f"rounds: n_rounds and calls must be at least 1, warmup and settle at least 0, got "
@@ -144,8 +146,11 @@ def rounds(contenders: dict[str, Callable[[], Any] | Contender], n_rounds: int, 
         started = clock()
         order = list(named.items())
         for name, contender in reversed(order) if alternate and index % 2 else order:
-            for _ in range(settle):
+            if settle:
+                settling = clock()
                 contender.untimed()
+                while clock() - settling < settle:
+                    contender.untimed()
             seconds, value = contender.span(calls, clock)
             timings.per_round[name].append(seconds / calls)
             timings.results[name] = value

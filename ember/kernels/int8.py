@@ -7,7 +7,7 @@ float model's products (and 1.76 ms here: ``benchmarks/bench_decode_gemm.py``).
 Here each output is ``scale[o] · Σ_k x[r, k] · q[o, k]``: the codes are read once per step (a quarter of the
 float weights' bytes) and converted in registers, so a one-row step reads less memory than the float model's.
 One row runs the loop here; 2 rows up to ``FEW_ROWS`` (the decode loop's own limit) run ``kernels.rows``' blocks
-of 4 rows x 4 outputs, the codes converted as they are loaded: 1.2-1.5x the float model's products from 1 to 16
+of 4 rows x 6 outputs, the codes converted as they are loaded: 1.06-1.73x the float model's products from 4 to 16
 rows, as fast at 32 (``benchmarks/bench_decode_gemm.py``), since the codes are a quarter of the bytes to stream.
 With more rows, dequantizing once and calling BLAS wins.
 
@@ -47,7 +47,7 @@ def applies(x, q, scale) -> bool:
 def int8_matmul(x: np.ndarray, q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """(R, O) float32: ``x`` (R, K) float32 times the int8 weight ``q`` (O, K) dequantized by ``scale`` (O,), as
     ``x @ (q · scale[:, None]).T``. Check ``applies`` first."""
-    if x.shape[0] >= 2:  # a few rows: blocks of 4 rows x 4 outputs (each code loaded serves 4 rows)
+    if x.shape[0] >= 2:  # a few rows: blocks of 4 rows x 6 outputs (each code loaded serves 4 rows)
         return rows.rows_matmul(x, q, scale)
     out = np.empty((1, q.shape[0]), dtype=np.float32)
     n_out = q.shape[0]

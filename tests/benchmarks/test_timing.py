@@ -55,12 +55,14 @@ def test_alternating_rounds_reverse_the_order_every_other_round():
     assert list(timings.per_round) == ["a", "b", "c"] and timings.n_rounds == 3
 
 
-def test_settling_calls_precede_each_timed_span_and_are_not_counted():
+def test_settling_calls_precede_each_timed_span_for_the_time_asked_and_are_not_counted():
     clock, log = FakeClock(), []
-    contenders = {"a": scripted(clock, log, "a", [9.0, 1.0, 9.0, 2.0]), "b": scripted(clock, log, "b", [9.0, 3.0] * 2)}
-    timings = rounds(contenders, 2, warmup=0, clock=clock, settle=1)
-    assert log == ["a", "a", "b", "b"] * 2
-    assert timings.per_round == {"a": [1.0, 2.0], "b": [3.0, 3.0]}  # the 9 s settling calls are left out
+    contenders = {"a": scripted(clock, log, "a", [2.0, 1.0, 9.0, 2.0]), "b": scripted(clock, log, "b", [0.5] * 4 + [3.0]
+                                                                                      + [9.0, 3.0])}
+    timings = rounds(contenders, 2, warmup=0, clock=clock, settle=2.0)
+    # a: one 2 s call settles it; b: four 0.5 s calls; then a 9 s call settles each of them
+    assert log == ["a", "a"] + ["b"] * 5 + ["a", "a", "b", "b"]
+    assert timings.per_round == {"a": [1.0, 2.0], "b": [3.0, 3.0]}  # the settling calls are left out
     with pytest.raises(ValueError, match="settle"):
         rounds(contenders, 1, settle=-1)
 
