@@ -6,10 +6,10 @@ matrices at every step: one row through the code model's layers took 17.4 ms tha
 float model's products (and 1.76 ms here: ``benchmarks/bench_decode_gemm.py``).
 Here each output is ``scale[o] · Σ_k x[r, k] · q[o, k]``: the codes are read once per step (a quarter of the
 float weights' bytes) and converted in registers, so a one-row step reads less memory than the float model's.
-One row runs the loop here; 2 rows up to ``FEW_ROWS`` (the decode loop's own limit) run ``kernels.rows``' blocks
-of 4 rows x 6 outputs, the codes converted as they are loaded: 1.06-1.73x the float model's products from 4 to 16
-rows, as fast at 32 (``benchmarks/bench_decode_gemm.py``), since the codes are a quarter of the bytes to stream.
-With more rows, dequantizing once and calling BLAS wins.
+One row runs the loop here; 2 rows up to ``MOST_ROWS`` run ``kernels.rows``' blocks of 4 rows x 6 outputs, the
+codes converted as they are loaded: 1.06-1.73x the float model's products from 4 to 16 rows, as fast at 32
+(``benchmarks/bench_decode_gemm.py``), since the codes are a quarter of the bytes to stream. With more rows,
+dequantizing once and calling BLAS wins.
 
 The reference, ``x @ (q · scale).T``, stays the definition: the kernel adds the same products in another order
 (float32 sums, vectorised over k), so the two agree to float32 rounding (tested). Two cores: the outputs are split
@@ -22,6 +22,8 @@ import numpy as np
 
 from . import jit, pair, rows
 
+MOST_ROWS = 96  # up to this many rows the blocks beat dequantizing once and calling BLAS: a whole forward of the
+#                code model's int8 layers 1.75x at 48 rows, 1.28x at 64, 1.17x at 96, 0.88x at 128
 SPLIT_WORK = 1 << 21  # multiply-adds (outputs x inputs) of one row from which the outputs are split over two cores
 
 

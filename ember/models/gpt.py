@@ -154,15 +154,19 @@ def _linear(x, layer: nn.Linear):
     compiled product that reads the weight where it lies (``kernels.rows``); one row, and up to ``FEW_ROWS``,
     ``(W @ x.T).T`` (``_linear_transposed``: OpenBLAS streams the large weight as stored and packs only the small
     operand); more rows (a prefill chunk) ``x @ W.T``, the Linear op's own forward. An int8 layer's few rows
-    multiply its int8 codes directly (``kernels.int8``), never its dequantized ``weight``."""
-    if x.size > FEW_ROWS * x.shape[-1]:
-        return _run(L.Linear, x, *([layer.weight.data] + ([] if layer.bias is None else [layer.bias.data])))
-    x2 = x.reshape(-1, x.shape[-1])
-    out = None
+    multiply its int8 codes directly (``kernels.int8``, up to ``kernels.int8.MOST_ROWS`` rows), never its
+    dequantized ``weight``."""
     # an int8 layer (ember.compress) offers its codes; a plain Linear skips the lookup, which would cost a failed
     # attribute search through Module.__getattr__ at every call
     codes = None if type(layer) is nn.Linear else getattr(layer, "weight_q", None)
-    if codes is not None and not getattr(layer, "input_quantized", False):
+    if codes is not None and getattr(layer, "input_quantized", False):
+        codes = None  # (the decode loop feeds such a layer float inputs: see QuantizedLinear) its dequantized weight
+    n_rows = math.prod(x.shape[:-1])
+    if n_rows > (int8_kernels.MOST_ROWS if codes is not None else FEW_ROWS):
+        return _linear_op(x, layer)
+    x2 = x.reshape(n_rows, x.shape[-1])
+    out = None
+    if codes is not None:
         if int8_kernels.applies(x2, codes.data, layer.weight_scale.data):
             out = int8_kernels.int8_matmul(x2, codes.data, layer.weight_scale.data)
     elif x2.shape[0] > 1:
@@ -170,10 +174,15 @@ def _linear(x, layer: nn.Linear):
         if rows_kernels.applies(x2, w):
             out = rows_kernels.rows_matmul(x2, w)
     if out is None:
-        return _linear_transposed(x, layer)
+        return _linear_transposed(x, layer) if n_rows <= FEW_ROWS else _linear_op(x, layer)
     if layer.bias is not None:
         out += layer.bias.data
     return out.reshape(x.shape[:-1] + (out.shape[-1],))
+
+
+def _linear_op(x, layer: nn.Linear):
+    """``x @ W.T + b`` through the Linear op's forward (many rows: a prefill chunk)."""
+    return _run(L.Linear, x, *([layer.weight.data] + ([] if layer.bias is None else [layer.bias.data])))
 
 
 def _linear_transposed(x, layer: nn.Linear):
@@ -440,7 +449,7 @@ class GPT(nn.Module):
 
     # -- incremental decoding -------------------------------------------------------------------
     def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
-        w = self.transformer["wte"].weight
+        w = self.transformer["ln_f"].weight  # not wte's: an int8 table (ember.compress) would dequantize for this
         return KVCache(self.config, batch, max_len or self.config.block_size, w.dtype, backend.device_of(w.data).xp)
 
     @no_grad()

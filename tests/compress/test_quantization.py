@@ -290,6 +290,28 @@ def test_int8_gpt_decodes_as_its_full_forward_computes(seed):
     assert tokens == full[len(prompt) - 1:].argmax(-1).tolist()
 
 
+@pytest.mark.parametrize("batch,tokens", [(2, 20), (5, 19), (6, 20)])
+def test_int8_gpt_prefills_as_its_full_forward_computes(batch, tokens, monkeypatch):
+    """A prompt's prefill runs batch x tokens rows through each layer: up to ``kernels.int8.MOST_ROWS`` (40 and 95
+    here) on the int8 codes without building a dequantized matrix, above it (120) through the dequantized weight;
+    either way the cache holds what the full forward computes."""
+    from ember.compress import quant
+    from ember.kernels import int8 as int8_kernels
+
+    qgpt = int8_gpt(batch)
+    ids = np.random.default_rng(tokens).integers(0, 29, (batch, tokens))
+    built = []
+    for cls in (quant.QuantizedLinear, quant.QuantizedEmbedding):
+        monkeypatch.setattr(cls, "weight", property(lambda self: built.append(self) or quant.Tensor(
+            quant._dequantized(self, "weight"))))
+    cache = qgpt.new_cache(batch, 24)
+    logits = qgpt.forward_cached(ids, cache)
+    assert (built == []) == (batch * tokens <= int8_kernels.MOST_ROWS)
+    monkeypatch.undo()
+    want = qgpt(ids).numpy()
+    np.testing.assert_allclose(logits, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
 def test_int8_gpt_decode_steps_never_build_the_dequantized_matrices(monkeypatch):
     """A quantized layer's ``weight`` dequantizes the whole matrix at each access: the decode loop must not ask
     for it (the code model's int8 decoding ran 6x slower than its float decoding while it did)."""
