@@ -7,7 +7,7 @@ float model's products (and 1.76 ms here: ``benchmarks/bench_decode_gemm.py``).
 Here each output is ``scale[o] · Σ_k x[r, k] · q[o, k]``: the codes are read once per step (a quarter of the
 float weights' bytes) and converted in registers, so a one-row step reads less memory than the float model's.
 One row runs the loop here; 2 rows up to ``MOST_ROWS`` run ``kernels.rows``' blocks of 4 rows x 6 outputs, the
-codes converted as they are loaded: 1.06-1.73x the float model's products from 4 to 16 rows, as fast at 32
+codes converted as they are loaded: 1.14-1.68x the float model's products from 4 to 16 rows, 0.78-0.89x at 32-64
 (``benchmarks/bench_decode_gemm.py``), since the codes are a quarter of the bytes to stream. With more rows,
 dequantizing once and calling BLAS wins.
 
