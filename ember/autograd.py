@@ -95,10 +95,17 @@ class Function:
     ``returns_view``
         The output may share memory with input 0 (reshape, slicing, transpose); the output
         tensor then shares input 0's version counter, so writes through either are seen.
+    ``lands``
+        The input positions whose gradient ``backward`` can write into an array it is given
+        (``out=``): a walk watcher may set ``node.land = {position: array}`` before the node runs
+        (the data-parallel wrapper: a weight's gradient straight into its slot of the gradient
+        bucket); the walk then keeps that array as the leaf's ``.grad`` without a copy.
     """
 
     saves: tuple | None = None
     returns_view = False
+    lands: frozenset = frozenset()
+    land: dict | None = None  # {input position: array} for this walk, set by a walk watcher (see ``lands``)
 
     inputs: tuple | None = None  # the input tensors; None once the node is released
     parents: tuple | None = None  # each input's producing node at record time (None for leaves)
@@ -251,6 +258,8 @@ def backward(root, grad, retain_graph: bool = False) -> None:
                 tg = np.asarray(tg)
             parent = parents[i]
             if parent is None:
+                if node.land is not None and tg is node.land.get(i):
+                    own = True  # written where a watcher asked: that array becomes .grad as it is
                 t._accumulate_grad(tg, own)
                 continue
             prev = pending.get(parent)

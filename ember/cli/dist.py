@@ -118,13 +118,18 @@ class AgreeingGuard(NonFiniteGuard):
         super().__init__(policy)
         self.world = world
         self._pending = None  # (the started all-reduce of the loss, where)
+        # one number in the ranks' shared memory on one node (collective): starting MPI's all-reduce of one number
+        # cost 0.09 ms of every 3.5 ms step of the MNIST MLP
+        self._value = world.all_reduce_buffer(1, np.float64)
 
     def ok(self, value: float, where: str, what: str = "loss") -> bool:
-        return self._decide(float(self.world.all_reduce(np.array([value], dtype=np.float64), "mean")[0]), where,
-                            what)
+        number = self._value if self._pending is None else np.empty(1)  # (the loss's agreement may hold the buffer)
+        number[0] = value
+        return self._decide(float(self.world.all_reduce(number, "mean")[0]), where, what)
 
     def check_loss(self, value: float, where: str) -> bool:
-        self._pending = self.world.all_reduce_start(np.array([value], dtype=np.float64), "mean"), where
+        self._value[0] = value
+        self._pending = self.world.all_reduce_start(self._value, "mean"), where
         return True
 
     def settle(self) -> bool:

@@ -31,9 +31,11 @@ import time
 import numpy as np
 
 from .. import backend
+from ..tensor import Tensor
 
 DEFAULT_TIMEOUT_S = 300.0
 TIMEOUT_ENV = "EMBER_DIST_TIMEOUT"
+SHARED_MEMORY_ENV = "EMBER_DIST_SHARED_MEMORY"  # "0": all_reduce_buffer gives ordinary memory (MPI moves it)
 MPI_EXTRA = "pip install 'ember[mpi]'"
 # what launchers set: MPICH/Intel MPI/srun --mpi=pmi2 (PMI_*), PMIx (srun --mpi=pmix, Open MPI 5), Open MPI, MVAPICH
 LAUNCHER_RANK_VARS = ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
@@ -125,13 +127,25 @@ def _check_dtype(array, what: str) -> None:
         raise TypeError(f"{what}: expected a numeric array, got dtype {array.dtype}")
 
 
+class _Label:
+    """What a collective is, for messages (a rank that timed out, one that failed while another waited): formatted
+    only when one is printed, since a dtype's name alone costs microseconds at every all-reduce of a step."""
+
+    __slots__ = ("kind", "host", "count")
+
+    def __init__(self, kind, host=None, count: int = 1):
+        self.kind, self.host, self.count = kind, host, count
+
+    def __str__(self) -> str:
+        text = str(self.kind) if self.host is None else f"{self.kind} ({self.host.size:,} {self.host.dtype})"
+        return text if self.count == 1 else f"{self.count} collectives ({text}, ...)"
+
+
 class _Staged:
     """The host buffer a collective works on: ``array`` itself when it is a writeable C-contiguous NumPy array,
     else a contiguous host copy that ``finish()`` writes back (a CuPy array, a strided view)."""
 
     def __init__(self, array, what: str, write: bool = True):
-        from ..tensor import Tensor
-
         self.tensor = array if isinstance(array, Tensor) else None
         self.array = array.data if self.tensor is not None else array
         if not hasattr(self.array, "dtype") or not hasattr(self.array, "shape"):
@@ -174,6 +188,7 @@ class World:
                  timeout: float = DEFAULT_TIMEOUT_S):
         self.rank, self.size, self.local_rank, self.local_size = rank, size, local_rank, local_size
         self.timeout = float(timeout)
+        self._shared: dict = {}  # address of a buffer from all_reduce_buffer -> its SharedAllReduce
 
     @property
     def is_main(self) -> bool:
@@ -193,9 +208,38 @@ class World:
         touched in between). The data-parallel wrapper starts buckets this way while backward goes on."""
         staged = _Staged(array, "all_reduce")
         _check_op(op, staged.host, "all_reduce")
+        what = _Label("all_reduce", staged.host)  # formatted only for a message
+        shared = self._shared_reducer(staged)
+        if shared is not None:
+            shared.start(op)
+            return Pending([], staged, what, shared=shared)
         requests = self._start_allreduce(staged.flat, op) if self.size > 1 else []
         divide = self.size if op == "mean" and self.size > 1 else None
-        return Pending(requests, staged, f"all_reduce ({staged.host.size:,} {staged.host.dtype})", divide)
+        return Pending(requests, staged, what, divide)
+
+    def all_reduce_buffer(self, size: int, dtype=np.float32) -> np.ndarray:
+        """A flat array of ``size`` elements to all-reduce again and again (the data-parallel wrapper's gradient
+        buckets). When every rank runs on one node, it lies in memory the ranks share and ``all_reduce`` of the
+        whole array adds the ranks' arrays in place there, without MPI's copies (``shared_memory.py``; off with
+        ``EMBER_DIST_SHARED_MEMORY=0``); else it is ordinary memory. Collective: every rank asks for the same size
+        and dtype, in the same order (checked)."""
+        size, dtype = int(size), np.dtype(dtype)
+        if size < 0:
+            raise ValueError(f"all_reduce_buffer: size must be >= 0, got {size}")
+        return np.empty(size, dtype=dtype)
+
+    def in_shared_memory(self, array) -> bool:
+        """Whether ``array`` is a buffer from ``all_reduce_buffer`` that ranks reduce through shared memory."""
+        return self._shared_reducer(_Staged(array, "in_shared_memory", write=False)) is not None
+
+    def _shared_reducer(self, staged: _Staged):
+        """The shared-memory reducer of the buffer ``staged`` holds, when it is one from ``all_reduce_buffer``."""
+        if not self._shared or not staged.direct:
+            return None
+        reducer = self._shared.get(staged.flat.ctypes.data)
+        if reducer is None or reducer.array.size != staged.flat.size or reducer.array.dtype != staged.flat.dtype:
+            return None
+        return reducer
 
     def reduce(self, array, op: str = "sum", root: int = 0, timeout: float | None = None):
         """Combine ``array`` over all ranks into rank ``root``'s array, in place (the others' arrays are left as
@@ -309,8 +353,9 @@ class World:
 class Pending:
     """A started collective: its MPI requests and the staged buffer its result lands in."""
 
-    def __init__(self, requests: list, staged: _Staged | None, what: str, divide: int | None = None):
+    def __init__(self, requests: list, staged: _Staged | None, what: str, divide: int | None = None, shared=None):
         self.requests, self.staged, self.what, self.divide = requests, staged, what, divide
+        self.shared = shared  # a SharedAllReduce in flight, polled instead of MPI requests
 
     def finish(self):
         if self.staged is None:
@@ -337,6 +382,7 @@ class MPIWorld(World):
         self._sends: list = []  # notices in flight (kept alive until MPI is done with their buffers)
         self.failed: str | None = None  # why this rank failed, once it has announced it
         self._acked: set[int] = set()
+        self._windows: list = []  # shared-memory windows of all_reduce_buffer
 
     # -- MPI calls --------------------------------------------------------------------------------------------------
     def _start_allreduce(self, flat, op):
@@ -362,15 +408,32 @@ class MPIWorld(World):
     def _start_barrier(self):
         return [self.comm.Ibarrier()]
 
+    # -- shared memory -----------------------------------------------------------------------------------------------
+    def all_reduce_buffer(self, size: int, dtype=np.float32) -> np.ndarray:
+        array = super().all_reduce_buffer(size, dtype)
+        asked = self.all_gather_object((array.size, array.dtype.str))
+        if any(a != asked[0] for a in asked):
+            r = next(r for r, a in enumerate(asked) if a != asked[0])
+            raise RanksDisagree(f"all_reduce_buffer: rank {r} asked for {asked[r][0]:,} elements of {asked[r][1]}, "
+                                f"rank 0 for {asked[0][0]:,} of {asked[0][1]}")
+        if self.local_size != self.size or not array.size or array.dtype.kind not in "iuf" or \
+                os.environ.get(SHARED_MEMORY_ENV, "1") == "0":
+            return array  # several nodes (or switched off): MPI moves the data
+        from .shared_memory import map_node_buffer
+
+        reducer, window = map_node_buffer(self.MPI, self.comm, array.size, array.dtype)
+        self._windows.append(window)  # freed with MPI at the end (a collective free could hang a failing job)
+        self.barrier()  # every rank's flags are zeroed before any rank reads them
+        self._shared[reducer.array.ctypes.data] = reducer
+        return reducer.array
+
     # -- waiting with a deadline ------------------------------------------------------------------------------------
     def wait(self, pending: Pending, timeout: float | None = None):
-        self._wait_requests(pending.requests, pending.what, timeout)
+        self._wait_pendings([pending], pending.what, timeout)
         return pending.finish()
 
     def wait_all(self, pendings: list[Pending], timeout: float | None = None) -> None:
-        requests = [r for p in pendings for r in p.requests]
-        self._wait_requests(requests, f"{len(pendings)} collectives ({pendings[0].what}, ...)" if pendings else "",
-                            timeout)
+        self._wait_pendings(pendings, _Label(pendings[0].what, count=len(pendings)) if pendings else "", timeout)
         for pending in pendings:
             pending.finish()
 
@@ -378,16 +441,36 @@ class MPIWorld(World):
         requests = [r for p in pendings for r in p.requests]
         if requests:
             self.MPI.Request.Testall(requests)
+        for p in pendings:
+            if p.shared is not None:
+                p.shared.poll()
+
+    def _wait_pendings(self, pendings: list[Pending], what: str, timeout: float | None) -> None:
+        requests = [r for p in pendings for r in p.requests]
+        shared = [p.shared for p in pendings if p.shared is not None]
+        if not shared:
+            self._wait_requests(requests, what, timeout)
+            return
+        test = self.MPI.Request.Testall
+
+        def finished() -> bool:
+            done = all([s.poll() for s in shared])  # a list: every one polled, each moves on
+            return test(requests) and done if requests else done
+
+        self._wait_until(finished, what, timeout)
 
     def _wait_requests(self, requests: list, what: str, timeout: float | None) -> None:
         """Poll until ``requests`` complete; meanwhile read failure notices, and end the job past the deadline."""
-        if not requests:
-            return
+        if requests:
+            test = self.MPI.Request.Testall
+            self._wait_until(lambda: test(requests), what, timeout)
+
+    def _wait_until(self, finished, what: str, timeout: float | None) -> None:
+        """Poll ``finished()`` until it is true; meanwhile read failure notices, and end the job past the deadline."""
         limit = self.timeout if timeout is None else float(timeout)
         start = time.monotonic()
         polls = 0
-        test = self.MPI.Request.Testall
-        while not test(requests):
+        while not finished():
             polls += 1
             if polls % POLLS_PER_CHECK:
                 continue

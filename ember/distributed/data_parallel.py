@@ -14,9 +14,13 @@ slot per parameter after its gradient counts the ranks that had a gradient for i
 ``grad = None`` (as in one process, where Adam then leaves it alone), one that some rank used gets the average with
 zeros from the others.
 
-Each gradient is divided by the number of ranks as it is copied into its bucket (one pass; exact for 2, 4, 8...
-ranks) and comes back as a view of the bucket (PyTorch's ``gradient_as_bucket_view``): no second copy. The views
-stay valid until the next averaging overwrites the bucket; ``zero_grad()`` drops them as it drops any gradient.
+Each gradient comes back as a view of its bucket (PyTorch's ``gradient_as_bucket_view``), and goes in without a
+copy where it can: a layer whose op can write its gradient where it is told (``Function.lands``: ``Linear``'s
+weight and bias) and that is the only writer of that parameter in the walk writes it straight into the bucket; a
+gradient that already lives there (accumulated under ``no_sync`` into last step's view) stays. Others are copied
+in. The buckets are reduced with ``mean`` (divided once the ranks' sums are in: on one node, by each rank's
+slice). The views stay valid until the next averaging overwrites the bucket; ``zero_grad()`` drops them as it
+drops any gradient. On one node the buckets lie in the ranks' shared memory (``World.all_reduce_buffer``).
 """
 
 from __future__ import annotations
@@ -70,38 +74,47 @@ def _describe(entry: tuple) -> str:
 
 
 class _Bucket:
-    """Parameters whose gradients travel together in one flat buffer: gradient i at ``offsets[i]``, then one
-    count per parameter of the ranks that had a gradient for it."""
+    """Parameters whose gradients travel together in one flat buffer: gradient i at ``offsets[i]`` (``views[i]``,
+    in the parameter's shape), then one slot per parameter for whether a rank had a gradient for it (its mean
+    over the ranks is 0 where none had)."""
 
-    def __init__(self, params: list[Tensor], dtype):
+    def __init__(self, params: list[Tensor], dtype, world: World):
         self.params = params
         self.sizes = [p.data.size for p in params]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int).tolist()
         self.total = self.offsets[-1]
-        self.buffer = np.empty(self.total + len(params), dtype=dtype)
-        self.pending = None
+        self.buffer = world.all_reduce_buffer(self.total + len(params), dtype)  # in shared memory on one node
+        self.views = [self.buffer[self.offsets[i]:self.offsets[i + 1]].reshape(p.data.shape)
+                      for i, p in enumerate(params)]
+        self.on_host = [type(p.data) is np.ndarray for p in params]  # gradients may live in the buffer itself
 
-    def pack(self, ranks: int) -> None:
-        """Each gradient divided by ``ranks`` into the buffer (zeros and a count of 0 where there is none), so
-        that the sum over the ranks is the mean."""
-        scale = self.buffer.dtype.type(1.0 / ranks)
+    def pack(self) -> None:
+        """Each gradient into the buffer (zeros and a slot of 0 where there is none), unless it is there already
+        (written there by its layer, or last step's view accumulated into)."""
         for i, p in enumerate(self.params):
-            segment = self.buffer[self.offsets[i]:self.offsets[i + 1]]
+            view = self.views[i]
             if p.grad is None:
-                segment[...] = 0
+                view[...] = 0
                 self.buffer[self.total + i] = 0
-            else:
-                np.multiply(backend.to_device(p.grad.data, backend.CPU).reshape(-1), scale, out=segment)
-                self.buffer[self.total + i] = 1
+                continue
+            if p.grad.data is not view:
+                view[...] = backend.to_device(p.grad.data, backend.CPU)
+            self.buffer[self.total + i] = 1
+
+    def landings(self) -> dict:
+        """{id(parameter): its view} for the parameters whose gradient may be written straight into the buffer:
+        NumPy parameters with no gradient yet (a gradient to add to is added to where it is)."""
+        return {id(p): self.views[i] for i, p in enumerate(self.params) if self.on_host[i] and p.grad is None}
 
     def unpack(self) -> None:
         """The averaged gradients back as ``.grad``: views of the buffer on the CPU, copies on another device."""
         for i, p in enumerate(self.params):
             if self.buffer[self.total + i] == 0:  # no rank had a gradient: as in one process, there is none
                 continue
-            mean = self.buffer[self.offsets[i]:self.offsets[i + 1]].reshape(p.data.shape)
-            if isinstance(p.data, np.ndarray) and type(p.data) is np.ndarray:
-                p.grad = Tensor(mean)
+            mean = self.views[i]
+            if self.on_host[i]:
+                if p.grad is None or p.grad.data is not mean:
+                    p.grad = Tensor(mean)
             elif p.grad is None:
                 p.grad = Tensor(backend.to_device(mean, p.device))
             else:
@@ -112,10 +125,11 @@ class _BucketWalk:
     """One graph walk's view of the buckets: when each becomes ready (the index of the last node that writes a
     gradient of one of its parameters), which have started, and the end of the walk."""
 
-    def __init__(self, ddp: DistributedDataParallel, ready_at: list[int]):
+    def __init__(self, ddp: DistributedDataParallel, ready_at: list[int], landed: list):
         self.ddp = ddp
         self.order = sorted(range(len(ready_at)), key=ready_at.__getitem__)
         self.ready_at = ready_at
+        self.landed = landed  # the nodes told where to write gradients: told no more once the walk ends
         self.next = 0  # position in self.order of the next bucket to start
         self.started: list = []
 
@@ -128,11 +142,12 @@ class _BucketWalk:
 
     def _start(self, b: int) -> None:
         bucket = self.ddp._buckets[b]
-        bucket.pack(self.ddp.world.size)
-        self.started.append(self.ddp.world.all_reduce_start(bucket.buffer))
+        bucket.pack()
+        self.started.append(self.ddp.world.all_reduce_start(bucket.buffer, "mean"))
         self.next += 1
 
     def walk_done(self) -> None:
+        _forget_landings(self.landed)
         while self.next < len(self.order):
             self._start(self.order[self.next])
         self.ddp.world.wait_all(self.started)
@@ -143,14 +158,21 @@ class _BucketWalk:
 class _EndOfWalk:
     """Without overlap: every bucket is reduced, one after the other, when the walk ends."""
 
-    def __init__(self, ddp: DistributedDataParallel):
+    def __init__(self, ddp: DistributedDataParallel, landed: list):
         self.ddp = ddp
+        self.landed = landed
 
     def node_done(self, index: int, g=None, grads=None) -> None:
         pass
 
     def walk_done(self) -> None:
+        _forget_landings(self.landed)
         self.ddp.sync_gradients()
+
+
+def _forget_landings(nodes: list) -> None:
+    for node in nodes:
+        node.land = None
 
 
 class DistributedDataParallel(Module):
@@ -186,7 +208,7 @@ class DistributedDataParallel(Module):
         self._broadcast_state(broadcast_buffers)
         self._buffer_groups = self._group_buffers(module) if self.world.size > 1 and broadcast_buffers else []
         self._trainable = [p for p in module.parameters() if p.requires_grad]
-        self._buckets = self._make_buckets(self._trainable, int(bucket_cap_mb * 2**20))
+        self._buckets = self._make_buckets(self._trainable, int(bucket_cap_mb * 2**20), self.world)
         self._bucket_of = {id(p): b for b, bucket in enumerate(self._buckets) for p in bucket.params}
         self._observer = _observer(weakref.ref(self)) if self.world.size > 1 else None
         if self._observer is not None:
@@ -233,7 +255,7 @@ class DistributedDataParallel(Module):
                 b.data[...] = backend.array_module(b.data).asarray(backend.to_device(piece, b.device))
 
     @staticmethod
-    def _make_buckets(params: list[Tensor], cap_bytes: int) -> list[_Bucket]:
+    def _make_buckets(params: list[Tensor], cap_bytes: int, world: World) -> list[_Bucket]:
         """Parameters in reverse order, grouped by dtype, each group cut where a bucket would pass the cap."""
         buckets: list[_Bucket] = []
         open_groups: dict = {}  # dtype -> (params, bytes)
@@ -241,10 +263,10 @@ class DistributedDataParallel(Module):
             dtype = np.dtype(p.dtype)
             group, size = open_groups.get(dtype, ([], 0))
             if group and size + p.data.nbytes > cap_bytes:
-                buckets.append(_Bucket(group, dtype))
+                buckets.append(_Bucket(group, dtype, world))
                 group, size = [], 0
             open_groups[dtype] = (group + [p], size + p.data.nbytes)
-        buckets.extend(_Bucket(group, dtype) for dtype, (group, _) in open_groups.items() if group)
+        buckets.extend(_Bucket(group, dtype, world) for dtype, (group, _) in open_groups.items() if group)
         return buckets
 
     # -- gradient averaging ----------------------------------------------------------------------------------------
@@ -263,8 +285,8 @@ class DistributedDataParallel(Module):
         if self.world.size == 1:
             return
         for bucket in self._buckets:
-            bucket.pack(self.world.size)
-            self.world.all_reduce(bucket.buffer)
+            bucket.pack()
+            self.world.all_reduce(bucket.buffer, "mean")
             bucket.unpack()
 
     def _watch(self, order: list) -> _BucketWalk | _EndOfWalk | None:
@@ -274,20 +296,46 @@ class DistributedDataParallel(Module):
             return None
         bucket_of = self._bucket_of
         ready_at = [-1] * len(self._buckets)
-        reached = False
+        writers: dict = {}  # id(parameter) -> how many nodes of this walk write its gradient
+        can_land: list = []  # (node, input position, parameter) where the op could write into the bucket
         for index, node in enumerate(order):
             inputs, needs = node.inputs, node.needs_input_grad
             if inputs is None or needs is None:
                 continue
-            for t, parent, need in zip(inputs, node.parents, needs):
+            lands = node.lands
+            for i, (t, parent, need) in enumerate(zip(inputs, node.parents, needs)):
                 if need and parent is None:
                     b = bucket_of.get(id(t))
                     if b is not None:
                         ready_at[b] = index
-                        reached = True
-        if not reached:
+                        writers[id(t)] = writers.get(id(t), 0) + 1
+                        if i in lands:
+                            can_land.append((node, i, t, b))
+        if not writers:
             return None
-        return _BucketWalk(self, ready_at) if self.overlap else _EndOfWalk(self)
+        landed = self._tell_where_to_land(can_land, writers)
+        return _BucketWalk(self, ready_at, landed) if self.overlap else _EndOfWalk(self, landed)
+
+    def _tell_where_to_land(self, can_land: list, writers: dict) -> list:
+        """Give each node that alone writes a parameter's first gradient of this walk that parameter's view of its
+        bucket to write into (``Function.land``); returns the nodes told. A parameter written by several nodes
+        (a weight used twice) or holding a gradient already (accumulation) is added up as usual and copied in."""
+        landed, told = [], set()
+        views: dict = {}
+        for node, i, t, b in can_land:
+            if writers[id(t)] != 1:
+                continue
+            if b not in views:
+                views[b] = self._buckets[b].landings()
+            view = views[b].get(id(t))
+            if view is None or view.dtype != t.data.dtype:
+                continue
+            if id(node) not in told:
+                node.land = {}
+                told.add(id(node))
+                landed.append(node)
+            node.land[i] = view
+        return landed
 
     def close(self) -> None:
         """Stop averaging gradients (the wrapper no longer watches backward)."""

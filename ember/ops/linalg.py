@@ -5,6 +5,8 @@ from __future__ import annotations
 from ..autograd import Function, crossed_saves
 from .util import unbroadcast
 
+_NOWHERE: dict = {}
+
 
 def _swap(a):
     return a.swapaxes(-1, -2)
@@ -53,10 +55,12 @@ class Linear(Function):
     """y = x @ Wᵀ + b for x of shape (..., in), W (out, in), b (out,) or absent.
 
     Leading dims are folded into one GEMM; the bias is added in place into the GEMM's
-    fresh output; no input gradient is computed when x does not need one (first layer).
+    fresh output; no input gradient is computed when x does not need one (first layer). The
+    weight's and the bias's gradients can be written where a walk watcher asks (``land``).
     """
 
     saves = (0, 1)
+    lands = frozenset({1, 2})
 
     def forward(ctx, x, weight, bias=None):
         lead = x.shape[:-1]
@@ -76,8 +80,9 @@ class Linear(Function):
         needs = ctx.needs_input_grad
         g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
         gx = (g2 @ weight).reshape(ctx.x_shape) if needs[0] else None
-        gw = g2.T @ x2 if needs[1] else None
+        into = ctx.land or _NOWHERE
+        gw = (ctx.xp.matmul(g2.T, x2, out=into[1]) if 1 in into else g2.T @ x2) if needs[1] else None
         if not ctx.has_bias:
             return gx, gw
-        gb = g2.sum(axis=0) if needs[2] else None
+        gb = (g2.sum(axis=0, out=into[2]) if 2 in into else g2.sum(axis=0)) if needs[2] else None
         return gx, gw, gb

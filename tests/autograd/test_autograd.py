@@ -189,3 +189,44 @@ def test_grad_mode_belongs_to_the_thread_that_set_it():
         thread.join()
     assert seen["decoder"] is False
     assert ember.is_grad_enabled()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lead", [(5,), (2, 3)])
+def test_a_walk_watcher_can_have_linear_write_its_parameter_gradients_into_given_arrays(bias, dtype, lead):
+    """``Function.lands``/``node.land``: the weight's (and bias's) gradient is written into the watcher's array,
+    kept as ``.grad`` without a copy, and equals the ordinary gradient; the input's gradient is unchanged."""
+    from ember import autograd
+    from ember.nn import functional as F
+    from ember.ops.linalg import Linear
+
+    assert Linear.lands == {1, 2}
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal(lead + (4,)), rng.standard_normal((3, 4)), rng.standard_normal(3)]
+    cotangent = rng.standard_normal(lead + (3,)).astype(dtype)
+
+    def gradients(land: bool):
+        x, w, b = (ember.tensor(a.astype(dtype), requires_grad=True) for a in arrays)
+        into = {1: np.full((3, 4), np.nan, dtype), 2: np.full(3, np.nan, dtype)}
+
+        def observe(order):
+            for node in order:
+                if isinstance(node, Linear):
+                    node.land = into if bias else {1: into[1]}
+
+        if land:
+            autograd.walk_observers.append(observe)
+        try:
+            F.linear(x, w, b if bias else None).backward(ember.tensor(cotangent))
+        finally:
+            if land:
+                autograd.walk_observers.remove(observe)
+        if land:
+            assert w.grad.data is into[1] and (not bias or b.grad.data is into[2])
+            assert bias or np.isnan(into[2]).all()  # no bias: nothing written there
+        return x.grad.numpy(), w.grad.numpy(), b.grad.numpy() if bias else None
+
+    for got, want in zip(gradients(True), gradients(False)):
+        if want is not None:
+            np.testing.assert_array_equal(got, want)

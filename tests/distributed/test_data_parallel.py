@@ -255,3 +255,121 @@ def test_walk_observers_see_the_order_each_finished_node_its_gradients_and_the_e
     autograd.walk_observers.remove(observe)
     ((a * 2).sum()).backward()
     assert seen["done"] == 1  # not watching any more
+
+
+def _bucket_views(ddp) -> dict:
+    return {id(p): bucket.views[i] for bucket in ddp._buckets for i, p in enumerate(bucket.params)}
+
+
+def _grads_of(model, x, y) -> list[np.ndarray]:
+    F.cross_entropy(model(x), y).backward()
+    return [p.grad.numpy().copy() for p in model.parameters()]
+
+
+def test_linear_layers_write_their_gradients_straight_into_the_bucket(monkeypatch):
+    """The walk tells each Linear where its weight's and bias's slots are; the gradients land there (no copy in,
+    no copy out) and equal one process's, bit for bit."""
+    from ember.distributed.data_parallel import _Bucket
+
+    x, y = batch(seed=3)
+    reference = _grads_of(mlp(), x, y)
+    model = mlp()
+    ddp = DistributedDataParallel(model, MirrorWorld())
+    in_place_when_packed = []
+    pack = _Bucket.pack
+
+    def spy(bucket):
+        in_place_when_packed.extend(p.grad is not None and p.grad.data is bucket.views[i]
+                                    for i, p in enumerate(bucket.params))
+        pack(bucket)
+
+    monkeypatch.setattr(_Bucket, "pack", spy)
+    for step in range(2):  # the second walk finds last step's views dropped by zero_grad, and lands again
+        for p in model.parameters():
+            p.grad = None
+        loss = F.cross_entropy(ddp(x), y)
+        nodes = autograd._topological_order(loss._node)
+        loss.backward()
+        views = _bucket_views(ddp)
+        for p, want in zip(model.parameters(), reference):
+            assert p.grad.data is views[id(p)], f"step {step}: the gradient is not the bucket's view"
+            np.testing.assert_array_equal(p.grad.numpy(), want)
+        assert all(node.land is None for node in nodes if node.__dict__)  # told only for that walk
+    assert in_place_when_packed == [True] * 12  # 6 parameters, 2 steps: nothing to copy into the buckets
+
+
+def test_landing_is_what_the_copy_would_have_been(monkeypatch):
+    """The same steps with the ops' landing turned off (every gradient copied into its bucket) give the same
+    parameters, bit for bit."""
+    from ember.ops.linalg import Linear
+
+    def train(lands: bool):
+        monkeypatch.setattr(Linear, "lands", Linear.lands if lands else frozenset())
+        model = mlp()
+        ddp = DistributedDataParallel(model, MirrorWorld(size=4))
+        opt = ember.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        for step in range(3):
+            x, y = batch(seed=10 + step)
+            opt.zero_grad()
+            F.cross_entropy(ddp(x), y).backward()
+            opt.step()
+        ddp.close()
+        return [p.numpy().copy() for p in model.parameters()]
+
+    for a, b in zip(train(True), train(False)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_weight_used_twice_is_added_up_then_copied_in():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(6, 6)
+
+        def forward(self, x):
+            return self.layer(ember.relu(self.layer(x)))
+
+    rng = np.random.default_rng(0)
+    x = ember.Tensor(rng.standard_normal((5, 6)))
+    ember.manual_seed(1)
+    alone = Tied().to(dtype="float64")
+    (alone(x) ** 2).sum().backward()
+    ember.manual_seed(1)
+    model = Tied().to(dtype="float64")
+    ddp = DistributedDataParallel(model, MirrorWorld())
+    (ddp(x) ** 2).sum().backward()
+    for p, q in zip(model.parameters(), alone.parameters()):
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+        assert p.grad.data is _bucket_views(ddp)[id(p)]  # averaged in the bucket all the same
+
+
+def test_gradients_accumulated_into_last_steps_views_are_averaged_where_they_lie():
+    """A synced step leaves .grad as views of the buckets; backward under no_sync then adds into them in place
+    (into the buckets), and the next synced backward averages the whole sum: as one process accumulating."""
+    (x1, y1), (x2, y2), (x3, y3) = batch(seed=1), batch(seed=2), batch(seed=3)
+    reference = mlp()
+    for x, y in ((x1, y1), (x2, y2), (x3, y3)):
+        want = _grads_of(reference, x, y)
+    model = mlp()
+    ddp = DistributedDataParallel(model, MirrorWorld())
+    F.cross_entropy(ddp(x1), y1).backward()
+    with ddp.no_sync():
+        F.cross_entropy(ddp(x2), y2).backward()
+    F.cross_entropy(ddp(x3), y3).backward()
+    for p, w in zip(model.parameters(), want):
+        np.testing.assert_allclose(p.grad.numpy(), w, rtol=1e-6, atol=1e-7)
+
+
+def test_a_retained_graph_walked_again_without_sync_adds_to_the_landed_gradients():
+    """The landing holds for one walk only: a second backward through the same graph under no_sync must add to
+    the gradients (which live in the buckets now), not overwrite them."""
+    x, y = batch(seed=4)
+    want = [4 * g for g in _grads_of(mlp(), x, y)]
+    model = mlp()
+    ddp = DistributedDataParallel(model, MirrorWorld())
+    loss = F.cross_entropy(ddp(x), y)
+    loss.backward(retain_graph=True)
+    with ddp.no_sync():
+        loss.backward(ember.Tensor(np.float32(3.0)))  # 1 + 3 times the gradient (overwriting would give 3 + 3)
+    for p, w in zip(model.parameters(), want):
+        np.testing.assert_allclose(p.grad.numpy(), w, rtol=1e-6, atol=1e-7)

@@ -47,6 +47,48 @@ def test_collectives_give_every_rank_the_combined_arrays(basics):
     assert basics[1]["reduce"] == [2.0] * 3  # the other rank's buffer only sent
 
 
+@pytest.fixture(scope="module")
+def shared_buffers(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shared")
+    proc = run_mpi(["shared_buffers.py", str(out)])
+    assert proc.returncode == 0, explain(proc)
+    return [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
+
+
+def test_buffers_in_shared_memory_reduce_as_mpi_does_round_after_round(shared_buffers):
+    combine = {"sum": np.add, "mean": np.add, "max": np.maximum, "min": np.minimum}
+    rounds = [key for key in shared_buffers[0] if key.split("-")[0] in ("float32", "float64", "int64")]
+    assert len(rounds) == 3 * 4 * 6  # dtypes x sizes x rounds
+    for key in rounds:
+        dtype, size, i, op = key.split("-")
+        size, i = int(size), int(i)
+        assert all(bool(got[f"shared-{dtype}-{size}"]) for got in shared_buffers)  # one node: shared memory
+        parts = []
+        for r in range(2):
+            rng = np.random.default_rng([size, i, r])
+            parts.append((rng.standard_normal(size) * 100 if dtype != "int64" else
+                          rng.integers(-1000, 1000, size)).astype(dtype))
+        want = combine[op](parts[0], parts[1])
+        if op == "mean":
+            want /= 2
+        for r, got in enumerate(shared_buffers):
+            np.testing.assert_array_equal(got[key], want, err_msg=f"rank {r}: {key}")
+            np.testing.assert_array_equal(got[key], got[f"mpi-{key}"], err_msg=f"rank {r}: {key} against MPI's")
+
+
+def test_a_shared_buffer_behaves_as_any_array_to_the_other_collectives(shared_buffers):
+    for got in shared_buffers:
+        np.testing.assert_array_equal(got["tensor"], [3.0] * 5)
+        assert bool(got["tensor_version_bumped"])
+        np.testing.assert_array_equal(got["part"][:10], 3.0)  # a slice goes through MPI
+        assert got["beside_mpi"].tolist() == [1.0] * 3
+        np.testing.assert_array_equal(got["beside_shared"], 3.0)
+    np.testing.assert_array_equal(shared_buffers[0]["part"][10:], 1.0)  # the rest is each rank's own
+    np.testing.assert_array_equal(shared_buffers[1]["part"][10:], 2.0)
+    for got in shared_buffers:
+        assert str(got["disagree"]) == "all_reduce_buffer: rank 1 asked for 11 elements of <f4, rank 0 for 10 of <f4"
+
+
 def test_loader_shards_are_disjoint_and_cover_each_epoch(basics):
     assert basics[0]["batches_per_epoch"] == basics[1]["batches_per_epoch"] == 7  # ceil(52 / 8)
     for epoch in range(2):
@@ -81,19 +123,23 @@ def _reference_step(case: str):
     return {k: v.numpy() for k, v in model.state_dict().items()}
 
 
-@pytest.fixture(scope="module")
-def data_parallel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ddp")
-    proc = run_mpi(["data_parallel.py", str(out)])
+@pytest.fixture(scope="module", params=["shared", "mpi"])
+def data_parallel(tmp_path_factory, request):
+    """The job's outputs, its buckets all-reduced in shared memory (one node: the default) or by MPI."""
+    out = tmp_path_factory.mktemp(f"ddp-{request.param}")
+    proc = run_mpi(["data_parallel.py", str(out)], EMBER_DIST_SHARED_MEMORY="1" if request.param == "shared" else "0")
     assert proc.returncode == 0, explain(proc)
-    return out
+    return out, request.param
 
 
 @pytest.mark.parametrize("case, tol", [("mlp32", 1e-6), ("mlp64", 1e-12), ("mlp64-end", 1e-12), ("lenet", 1e-6),
                                        ("gpt", 1e-6)])
 def test_a_data_parallel_step_equals_one_process_with_the_doubled_batch(data_parallel, case, tol):
+    data_parallel, path = data_parallel
     expected = _reference_step(case.split("-")[0])
     ranks = [dict(np.load(data_parallel / f"{case}-rank{r}.npz")) for r in range(2)]
+    paths = {(data_parallel / f"{case}-path-rank{r}.txt").read_text() for r in range(2)}
+    assert len(paths) == 1 and set(paths.pop().split()) == {path}  # every bucket went the way asked, on both
     assert ranks[0].keys() == expected.keys()
     for name, value in expected.items():
         np.testing.assert_allclose(ranks[0][name], value, rtol=tol, atol=tol, err_msg=name)
@@ -103,6 +149,7 @@ def test_a_data_parallel_step_equals_one_process_with_the_doubled_batch(data_par
 def test_buffers_follow_rank_0_at_every_training_forward_as_in_pytorch(data_parallel):
     """broadcast_buffers (PyTorch's meaning): at the start of each training forward every rank holds rank 0's
     buffers; each rank then moves them by its own amount (rank r by r + 1). Without it they drift apart."""
+    data_parallel = data_parallel[0]
     seen = {b: [np.load(data_parallel / f"buffers-{b}-rank{r}.npy")[:, 0] for r in range(2)] for b in (True, False)}
     # three training forwards see rank 0's counts (0, 1, 2); the no-grad and eval forwards see each rank's own
     np.testing.assert_array_equal(seen[True][0], [0, 1, 2, 3, 4])
@@ -114,6 +161,7 @@ def test_buffers_follow_rank_0_at_every_training_forward_as_in_pytorch(data_para
 def test_a_nan_loss_on_one_rank_drops_that_step_on_every_rank(data_parallel):
     """train_epoch with the agreeing guard: the loss's agreement finishes with the gradients' all-reduce, and the
     step with a NaN on rank 1 is dropped on both: the replicas equal one process that skipped that batch."""
+    data_parallel = data_parallel[0]
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((4, 8, 12)), rng.integers(0, 5, (4, 8))
     ember.manual_seed(100)
@@ -132,6 +180,7 @@ def test_a_nan_loss_on_one_rank_drops_that_step_on_every_rank(data_parallel):
 
 
 def test_a_nan_loss_on_one_rank_drops_that_gpt_step_on_every_rank(data_parallel):
+    data_parallel = data_parallel[0]
     ranks = [dict(np.load(data_parallel / f"lm-skip-rank{r}.npz")) for r in range(2)]
     assert [(int(r.pop("skipped")), int(r.pop("iters"))) for r in ranks] == [(1, 5), (1, 5)]
     for name, value in ranks[0].items():
@@ -163,9 +212,10 @@ def test_the_gram_matrix_summed_over_ranks_gives_the_single_process_solution(tmp
         assert float(got["root_accuracy"]) == on_root.score(X, y)
 
 
-def test_a_rank_that_raises_ends_the_job_with_its_message_on_every_rank():
+@pytest.mark.parametrize("mode", ["raise", "shared-raise"])
+def test_a_rank_that_raises_ends_the_job_with_its_message_on_every_rank(mode):
     started = time.monotonic()
-    proc = run_mpi(["failing.py", "raise", "30"], timeout=60)
+    proc = run_mpi(["failing.py", mode, "30"], timeout=60)
     seconds = time.monotonic() - started
     assert proc.returncode != 0
     assert "rank 1 of 2" in proc.stderr and "failed (RuntimeError: rank one broke on purpose)" in proc.stderr
@@ -175,9 +225,10 @@ def test_a_rank_that_raises_ends_the_job_with_its_message_on_every_rank():
     assert seconds < 30  # ended by the notice, not by the timeout
 
 
-def test_a_rank_that_never_joins_ends_the_job_after_the_timeout():
+@pytest.mark.parametrize("mode", ["hang", "shared-hang"])
+def test_a_rank_that_never_joins_ends_the_job_after_the_timeout(mode):
     started = time.monotonic()
-    proc = run_mpi(["failing.py", "hang", "3"], timeout=60)
+    proc = run_mpi(["failing.py", mode, "3"], timeout=60)
     seconds = time.monotonic() - started
     assert proc.returncode != 0
     assert "rank 0 of 2" in proc.stderr and "all_reduce (3 float64) did not complete within 3 s" in proc.stderr

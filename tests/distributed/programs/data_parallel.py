@@ -2,7 +2,8 @@
 on its half of a batch of 2B rows, with different initial weights per rank (rank 0's must win) and several bucket
 layouts; every rank writes its parameters after the step to <out>/<case>-rank<r>.npz. Then buffers under
 broadcast_buffers, and an epoch of ``train_epoch`` in which one rank's batch has a NaN loss (skip-rank<r>.npz), and
-the GPT trainer with a NaN loss on rank 1 at one iteration (lm-skip-rank<r>.npz)."""
+the GPT trainer with a NaN loss on rank 1 at one iteration (lm-skip-rank<r>.npz). The buckets lie in shared
+memory unless EMBER_DIST_SHARED_MEMORY=0 (<case>-path-rank<r>.txt says which)."""
 
 import sys
 
@@ -61,6 +62,8 @@ for case, options in CASES:
     opt.step()
     ddp.close()
     np.savez(f"{out}/{case}-rank{world.rank}.npz", **{k: v.numpy() for k, v in model.state_dict().items()})
+    with open(f"{out}/{case}-path-rank{world.rank}.txt", "w") as f:  # how the buckets travelled
+        f.write(" ".join("shared" if world.in_shared_memory(b.buffer) else "mpi" for b in ddp._buckets))
 
 
 class Tally(ember.nn.Module):

@@ -1,5 +1,6 @@
 """Under mpirun: a job that goes wrong on purpose. ``raise``: rank 1 raises while rank 0 waits in an all-reduce;
-``hang``: rank 1 never joins the all-reduce; ``mismatch``: rank 1 builds a model of other shapes."""
+``hang``: rank 1 never joins the all-reduce; ``mismatch``: rank 1 builds a model of other shapes; ``shared-raise``
+and ``shared-hang``: the same two while rank 0 waits in the all-reduce of a buffer in shared memory."""
 
 import sys
 import time
@@ -12,10 +13,13 @@ from ember.models import MLP
 mode, timeout = sys.argv[1], float(sys.argv[2])
 world = dist.init(timeout=timeout)
 dist.all_reduce(np.ones(3))  # both ranks are up
-if mode == "raise" and world.rank == 1:
+buffer = world.all_reduce_buffer(3, "float64") if mode.startswith("shared") else np.ones(3)
+buffer[...] = 1.0
+if mode.endswith("raise") and world.rank == 1:
     raise RuntimeError("rank one broke on purpose")
-if mode == "hang" and world.rank == 1:
+if mode.endswith("hang") and world.rank == 1:
     time.sleep(10 * timeout)
+dist.all_reduce(buffer)
 if mode == "mismatch":
     hidden = 16 if world.rank == 0 else 24
     dist.DistributedDataParallel(MLP(sizes=(8, hidden, 3)))
