@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from .shared_memory import IDLE, map_node_buffer
 
 DEFAULT_TIMEOUT_S = 300.0
 TIMEOUT_ENV = "EMBER_DIST_TIMEOUT"
@@ -141,6 +142,21 @@ class _Label:
         return text if self.count == 1 else f"{self.count} collectives ({text}, ...)"
 
 
+class _InPlace:
+    """A buffer reduced where it lies (one in shared memory): nothing to write back; a Tensor around it is told
+    that its memory changed."""
+
+    __slots__ = ("given",)
+
+    def __init__(self, given):
+        self.given = given
+
+    def finish(self):
+        if isinstance(self.given, Tensor):
+            self.given._bump_version()
+        return self.given
+
+
 class _Staged:
     """The host buffer a collective works on: ``array`` itself when it is a writeable C-contiguous NumPy array,
     else a contiguous host copy that ``finish()`` writes back (a CuPy array, a strided view)."""
@@ -188,7 +204,8 @@ class World:
                  timeout: float = DEFAULT_TIMEOUT_S):
         self.rank, self.size, self.local_rank, self.local_size = rank, size, local_rank, local_size
         self.timeout = float(timeout)
-        self._shared: dict = {}  # address of a buffer from all_reduce_buffer -> its SharedAllReduce
+        self._shared: dict = {}  # id of a buffer from all_reduce_buffer -> its SharedAllReduce
+        self._moving: list = []  # shared-memory all-reduces started and not yet finished here
 
     @property
     def is_main(self) -> bool:
@@ -206,13 +223,15 @@ class World:
     def all_reduce_start(self, array, op: str = "sum") -> Pending:
         """Start an all-reduce in place and return at once; ``wait(pending)`` finishes it (``array`` must not be
         touched in between). The data-parallel wrapper starts buckets this way while backward goes on."""
+        shared = self._shared.get(id(array.data if isinstance(array, Tensor) else array)) if self._shared else None
+        if shared is not None:  # a buffer from all_reduce_buffer, as it was handed out: reduced where it lies
+            _check_op(op, shared.array, "all_reduce")
+            shared.start(op)
+            self._moving.append(shared)
+            return Pending([], _InPlace(array), _Label("all_reduce", shared.array), shared=shared)
         staged = _Staged(array, "all_reduce")
         _check_op(op, staged.host, "all_reduce")
         what = _Label("all_reduce", staged.host)  # formatted only for a message
-        shared = self._shared_reducer(staged)
-        if shared is not None:
-            shared.start(op)
-            return Pending([], staged, what, shared=shared)
         requests = self._start_allreduce(staged.flat, op) if self.size > 1 else []
         divide = self.size if op == "mean" and self.size > 1 else None
         return Pending(requests, staged, what, divide)
@@ -229,17 +248,9 @@ class World:
         return np.empty(size, dtype=dtype)
 
     def in_shared_memory(self, array) -> bool:
-        """Whether ``array`` is a buffer from ``all_reduce_buffer`` that ranks reduce through shared memory."""
-        return self._shared_reducer(_Staged(array, "in_shared_memory", write=False)) is not None
-
-    def _shared_reducer(self, staged: _Staged):
-        """The shared-memory reducer of the buffer ``staged`` holds, when it is one from ``all_reduce_buffer``."""
-        if not self._shared or not staged.direct:
-            return None
-        reducer = self._shared.get(staged.flat.ctypes.data)
-        if reducer is None or reducer.array.size != staged.flat.size or reducer.array.dtype != staged.flat.dtype:
-            return None
-        return reducer
+        """Whether ``array`` (or the Tensor around it) is a buffer from ``all_reduce_buffer`` that the ranks reduce
+        through shared memory: the array object handed out, not a view or a copy of it."""
+        return id(array.data if isinstance(array, Tensor) else array) in self._shared
 
     def reduce(self, array, op: str = "sum", root: int = 0, timeout: float | None = None):
         """Combine ``array`` over all ranks into rank ``root``'s array, in place (the others' arrays are left as
@@ -353,7 +364,7 @@ class World:
 class Pending:
     """A started collective: its MPI requests and the staged buffer its result lands in."""
 
-    def __init__(self, requests: list, staged: _Staged | None, what: str, divide: int | None = None, shared=None):
+    def __init__(self, requests: list, staged, what, divide: int | None = None, shared=None):
         self.requests, self.staged, self.what, self.divide = requests, staged, what, divide
         self.shared = shared  # a SharedAllReduce in flight, polled instead of MPI requests
 
@@ -419,12 +430,10 @@ class MPIWorld(World):
         if self.local_size != self.size or not array.size or array.dtype.kind not in "iuf" or \
                 os.environ.get(SHARED_MEMORY_ENV, "1") == "0":
             return array  # several nodes (or switched off): MPI moves the data
-        from .shared_memory import map_node_buffer
-
         reducer, window = map_node_buffer(self.MPI, self.comm, array.size, array.dtype)
         self._windows.append(window)  # freed with MPI at the end (a collective free could hang a failing job)
         self.barrier()  # every rank's flags are zeroed before any rank reads them
-        self._shared[reducer.array.ctypes.data] = reducer
+        self._shared[id(reducer.array)] = reducer  # the reducer keeps the array, so its id is never reused
         return reducer.array
 
     # -- waiting with a deadline ------------------------------------------------------------------------------------
@@ -441,21 +450,27 @@ class MPIWorld(World):
         requests = [r for p in pendings for r in p.requests]
         if requests:
             self.MPI.Request.Testall(requests)
-        for p in pendings:
-            if p.shared is not None:
-                p.shared.poll()
+        self._move_shared()
+
+    def _move_shared(self) -> None:
+        """Let every started shared-memory all-reduce move on, not only the ones waited for: the other ranks may
+        be waiting for this rank's slice of one while this rank waits in another collective (MPI's own
+        collectives move inside any MPI call in the same way). The loss's agreement thus finishes during the
+        gradients' wait."""
+        if self._moving:
+            self._moving = [s for s in self._moving if not s.poll()]
 
     def _wait_pendings(self, pendings: list[Pending], what: str, timeout: float | None) -> None:
         requests = [r for p in pendings for r in p.requests]
         shared = [p.shared for p in pendings if p.shared is not None]
-        if not shared:
+        if not shared and not self._moving:
             self._wait_requests(requests, what, timeout)
             return
         test = self.MPI.Request.Testall
 
         def finished() -> bool:
-            done = all([s.poll() for s in shared])  # a list: every one polled, each moves on
-            return test(requests) and done if requests else done
+            self._move_shared()
+            return all(s.stage == IDLE for s in shared) and (not requests or test(requests))
 
         self._wait_until(finished, what, timeout)
 

@@ -83,6 +83,7 @@ def test_a_shared_buffer_behaves_as_any_array_to_the_other_collectives(shared_bu
         np.testing.assert_array_equal(got["part"][:10], 3.0)  # a slice goes through MPI
         assert got["beside_mpi"].tolist() == [1.0] * 3
         np.testing.assert_array_equal(got["beside_shared"], 3.0)
+        np.testing.assert_array_equal(got["crossed"], 3.0)  # moved on by rank 0's barrier: no deadlock
     np.testing.assert_array_equal(shared_buffers[0]["part"][10:], 1.0)  # the rest is each rank's own
     np.testing.assert_array_equal(shared_buffers[1]["part"][10:], 2.0)
     for got in shared_buffers:

@@ -10,7 +10,7 @@ import ember
 import ember.distributed as dist
 
 out = sys.argv[1]
-world = dist.init(timeout=60)
+world = dist.init(timeout=20)
 SIZES = (1, 17, 1000, 100_003)
 DTYPES = ("float32", "float64", "int64")
 ROUNDS = 6
@@ -53,6 +53,18 @@ pendings = [world.all_reduce_start(first), world.all_reduce_start(second, "max")
 world.progress(pendings)
 world.wait_all(pendings)
 got["beside_shared"], got["beside_mpi"] = first.copy(), second.copy()
+# a rank waiting in another collective still does its part of a shared all-reduce it started: rank 0 starts one
+# and waits in a barrier, rank 1 waits for that all-reduce before it reaches the barrier (else: both wait forever)
+crossed = world.all_reduce_buffer(33, "float64")
+crossed[...] = world.rank + 1
+pending = world.all_reduce_start(crossed)
+if world.rank == 0:
+    world.barrier()
+    world.wait(pending)
+else:
+    world.wait(pending)
+    world.barrier()
+got["crossed"] = crossed.copy()
 # ranks that ask for buffers of different sizes are told so, on every rank
 try:
     world.all_reduce_buffer(10 + world.rank, "float32")
