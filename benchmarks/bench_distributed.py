@@ -161,8 +161,16 @@ def write_synthetic_mnist(root: Path, n_train: int = 2048, n_test: int = 512) ->
     return root
 
 
-def train_once(model: str, batch: int, threads: int, ranks: int, args, data_dir: Path | None) -> dict:
-    command = [sys.executable, "-m", "ember", "train", model, "--epochs", str(args.epochs), "--batch-size",
+NO_EXCHANGE = "no gradient exchange (the ceiling)"
+
+
+def train_once(model: str, batch: int, threads: int, ranks: int, args, data_dir: Path | None,
+               exchange: bool = True) -> dict:
+    """``ember train`` in fresh processes; ``exchange=False``: under ``--distributed`` but with the gradients left
+    alone (``child_no_exchange``)."""
+    start = [sys.executable, "-m", "ember"] if exchange else [sys.executable, str(Path(__file__).resolve()),
+                                                              "--child", "no-exchange"]
+    command = [*start, "train", model, "--epochs", str(args.epochs), "--batch-size",
                str(batch), "--json", "--no-progress", "--seed", "0", *(["--data-dir", str(data_dir)] if data_dir
                                                                           else []),
                *(["--distributed"] if ranks > 1 else [])]
@@ -182,11 +190,13 @@ def bench_training(args, data_dir: Path | None) -> dict:
         runs = {f"1 process, 1 thread, batch {B}": (1, 1, B), f"1 process, 2 threads, batch {B}": (2, 1, B),
                 f"2 processes, 1 thread each, batch {B // 2} each (global {B})": (1, 2, B // 2),
                 f"2 processes, 1 thread each, batch {B} each (global {2 * B})": (1, 2, B)}
+        if args.ceiling:
+            runs[f"2 processes, batch {B} each, {NO_EXCHANGE}"] = (1, 2, B, False)
         measured = {name: {"epoch_seconds": [], "round_seconds": [], "first_epoch_seconds": [], "test_accuracy": []}
                     for name in runs}
         for _ in range(args.rounds):
-            for name, (threads, ranks, batch) in runs.items():
-                got = train_once(model, batch, threads, ranks, args, data_dir)
+            for name, (threads, ranks, batch, *exchange) in runs.items():
+                got = train_once(model, batch, threads, ranks, args, data_dir, *exchange)
                 measured[name]["epoch_seconds"] += got["epoch_seconds"]
                 measured[name]["round_seconds"].append(statistics.median(got["epoch_seconds"]))
                 measured[name]["first_epoch_seconds"].append(got["first_epoch_seconds"])
@@ -196,8 +206,8 @@ def bench_training(args, data_dir: Path | None) -> dict:
         for m in measured.values():
             m["median_epoch_s"] = statistics.median(m["epoch_seconds"])
             m["median_first_epoch_s"] = statistics.median(m["first_epoch_seconds"])
-        results[model] = {"batch": B, "runs": {name: {**m, **dict(zip(("threads", "processes", "batch_per_process"),
-                                                                         runs[name]))}
+        results[model] = {"batch": B, "runs": {name: {**m, **dict(zip(("threads", "processes", "batch_per_process",
+                                                                          "exchange"), runs[name]))}
                                                for name, m in measured.items()}}
     return results
 
@@ -236,6 +246,27 @@ def bench_gpt(args, tmp: Path) -> dict:
 
 
 # -- the forward-only solve -----------------------------------------------------------------------------------------
+def child_no_exchange(argv: list[str]) -> int:
+    """Under mpirun: ``ember train ... --distributed`` with a wrapper that leaves the gradients alone in place of
+    DistributedDataParallel. Each rank trains its own replica on its shard, and the ranks still meet at every step
+    (the loss's agreement), so its epochs are the fastest that any exchange of gradients could allow here: the
+    shards, the meeting, and the cores' difference in speed, without moving a byte of gradient."""
+    import ember.distributed as dist
+    from ember.cli.main import main as ember_main
+    from ember.nn import Module
+
+    class NoExchange(Module):
+        def __init__(self, module, world=None, **options):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *args, **kwargs):
+            return self.module(*args, **kwargs)
+
+    dist.DistributedDataParallel = NoExchange  # looked up by `ember train` when it runs
+    return ember_main(argv)
+
+
 def child_elm(out: Path, experiment: str, quick: bool) -> None:
     """Under mpirun or alone: fit ``experiment`` with its Gram matrix summed over the ranks; rank 0 writes JSON."""
     import ember.distributed as dist
@@ -329,6 +360,20 @@ def projections(report: dict) -> dict:
 
 
 # -- the report ------------------------------------------------------------------------------------------------------
+def of_the_ceiling(runs: dict) -> float | None:
+    """The data-parallel run's speed over that of the run without gradient exchange at the same batch per process
+    (the median of per-round ratios), or None when there is no such run."""
+    ceiling = next((k for k in runs if NO_EXCHANGE in k), None)
+    if ceiling is None:
+        return None
+    batch = runs[ceiling]["batch_per_process"]
+    ours = next((k for k, v in runs.items() if k.startswith("2 processes") and NO_EXCHANGE not in k
+                 and v.get("batch_per_process") == batch), None)
+    if ours is None:
+        return None
+    return statistics.median(c / o for c, o in zip(runs[ceiling]["round_seconds"], runs[ours]["round_seconds"]))
+
+
 def speedups(runs: dict, key: str) -> dict:
     """Each run's speed-up over the 1-process runs: the median of per-round ratios where the runs kept their
     rounds (a round's load weighs on all its runs alike), else the ratio of the medians."""
@@ -367,6 +412,10 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {run['median_epoch_s']:.2f} | {ups[name]['vs_1_thread']:.2f}x | "
                          f"{ups[name]['vs_2_threads']:.2f}x | {'' if first is None else f'{first:.2f}'} | "
                          f"{statistics.median(run['test_accuracy']):.2%} |")
+        reached = of_the_ceiling(result["runs"])
+        if reached is not None:
+            lines += ["", f"With the same batch per process, ember's data parallelism runs at {reached:.0%} of the "
+                          f"speed of the same processes exchanging no gradients (median of per-round ratios)."]
         lines.append(part_note(result, report))
     if "gpt" in report:
         lines += [f"**GPT** (char Shakespeare, {report['gpt']['iters']} iterations):", "",
@@ -432,7 +481,8 @@ def headline(report: dict) -> str:
     parts = []
     for model, result in report.get("train", {}).items():
         ups = speedups(result["runs"], "median_epoch_s")
-        best = max((name for name in ups if name.startswith("2 processes")), key=lambda n: ups[n]["vs_1_thread"])
+        best = max((name for name in ups if name.startswith("2 processes") and NO_EXCHANGE not in name),
+                   key=lambda n: ups[n]["vs_1_thread"])
         parts.append(f"{model} 2 processes {ups[best]['vs_1_thread']:.2f}x vs 1 thread")
     return "; ".join(parts) or "all-reduce and forward-only figures"
 
@@ -452,6 +502,8 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="a dry run: synthetic data, tiny models, 1 round")
     parser.add_argument("--out", default=None, help="default benchmarks/results/distributed.json")
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--no-ceiling", dest="ceiling", action="store_false",
+                        help="skip the training runs without gradient exchange (the ceiling for data parallelism)")
     parser.add_argument("--child", choices=("allreduce", "elm"), help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     parser.add_argument("--largest", type=int, default=2**24, help=argparse.SUPPRESS)
@@ -524,6 +576,9 @@ def run(options: RunOptions) -> Outcome:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["--child", "no-exchange"]:
+        return child_no_exchange(argv[2:])
     args = parse_args(argv)
     if args.child == "allreduce":
         child_allreduce(Path(args.child_out), args.largest)
