@@ -430,7 +430,12 @@ class MPIWorld(World):
         if self.local_size != self.size or not array.size or array.dtype.kind not in "iuf" or \
                 os.environ.get(SHARED_MEMORY_ENV, "1") == "0":
             return array  # several nodes (or switched off): MPI moves the data
-        reducer, window = map_node_buffer(self.MPI, self.comm, array.size, array.dtype)
+        try:
+            reducer, window = map_node_buffer(self.MPI, self.comm, array.size, array.dtype)
+        except Exception as exc:  # an MPI error, or no room: the job ends with this message on every rank
+            raise DistributedError(f"all_reduce_buffer: could not map {array.nbytes:,} bytes of memory shared by "
+                                   f"this node's ranks ({type(exc).__name__}: {exc}); make room in /dev/shm, or set "
+                                   f"{SHARED_MEMORY_ENV}=0 to let MPI move these buffers") from exc
         self._windows.append(window)  # freed with MPI at the end (a collective free could hang a failing job)
         self.barrier()  # every rank's flags are zeroed before any rank reads them
         self._shared[id(reducer.array)] = reducer  # the reducer keeps the array, so its id is never reused

@@ -236,6 +236,15 @@ def test_a_rank_that_never_joins_ends_the_job_after_the_timeout(mode):
     assert seconds < 25  # 3 s, the acknowledgement wait, the start-up: far below rank 1's 30 s sleep
 
 
+def test_a_rank_that_cannot_map_shared_memory_ends_the_job_naming_the_way_out():
+    proc = run_mpi(["failing.py", "shared-no-room", "3"], timeout=60)
+    assert proc.returncode != 0
+    assert "rank 1 of 2" in proc.stderr and "could not map 24 bytes of memory shared by this node's ranks " \
+        "(OSError: [Errno 28] No space left on device)" in proc.stderr, explain(proc)
+    assert "EMBER_DIST_SHARED_MEMORY=0" in proc.stderr
+    assert "reached the end" not in proc.stdout
+
+
 def test_models_of_other_shapes_are_refused_at_start_up_on_every_rank():
     proc = run_mpi(["failing.py", "mismatch", "30"], timeout=60)
     assert proc.returncode != 0

@@ -1,6 +1,7 @@
 """Under mpirun: a job that goes wrong on purpose. ``raise``: rank 1 raises while rank 0 waits in an all-reduce;
 ``hang``: rank 1 never joins the all-reduce; ``mismatch``: rank 1 builds a model of other shapes; ``shared-raise``
-and ``shared-hang``: the same two while rank 0 waits in the all-reduce of a buffer in shared memory."""
+and ``shared-hang``: the same two while rank 0 waits in the all-reduce of a buffer in shared memory;
+``shared-no-room``: rank 1 cannot map its part of a shared buffer."""
 
 import sys
 import time
@@ -13,6 +14,13 @@ from ember.models import MLP
 mode, timeout = sys.argv[1], float(sys.argv[2])
 world = dist.init(timeout=timeout)
 dist.all_reduce(np.ones(3))  # both ranks are up
+if mode == "shared-no-room" and world.rank == 1:
+    import ember.distributed.comm as comm
+
+    def no_room(*args):
+        raise OSError(28, "No space left on device")
+
+    comm.map_node_buffer = no_room
 buffer = world.all_reduce_buffer(3, "float64") if mode.startswith("shared") else np.ones(3)
 buffer[...] = 1.0
 if mode.endswith("raise") and world.rank == 1:
