@@ -28,7 +28,8 @@ from ember.kernels import optim as K  # noqa: E402
 F32 = np.float32
 MLP = [(256, 784), (256,), (128, 256), (128,), (10, 128), (10,)]
 GPT = [(65, 128), (64, 128)] + [(128,), (384, 128), (128, 128), (128,), (512, 128), (128, 512)] * 4 + [(128,)]
-ARGS = (F32(0.9), F32(0.999), F32(1e-3), F32(1e-8), F32(1.0), F32(0.0))  # b1, b2, step, eps, decay, wd
+# b1, b2, step, eps, decay, wd, tiny
+ARGS = (F32(0.9), F32(0.999), F32(1e-3), F32(1e-8), F32(1.0), F32(0.0), F32(np.finfo(F32).tiny))
 SHAPES = {"MLP": MLP, "GPT": GPT}
 ROUNDS, QUICK_ROUNDS = 200, 20
 BASELINE = "per-tensor"

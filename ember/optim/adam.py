@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import kernels
 from ..autograd import no_grad
 from ..kernels import optim as fused
@@ -29,6 +31,8 @@ def _adam_update(p, g, M, V, tmp, b1, b2, step, eps, decay, xp):
     V *= b2
     xp.multiply(g, g, out=tmp)
     V += tmp
+    fused.flush_subnormals(M, xp)  # see ember.kernels.optim: dead units' moments would crawl through subnormals
+    fused.flush_subnormals(V, xp)
     xp.sqrt(V, out=tmp)
     tmp += eps
     xp.divide(M, tmp, out=tmp)
@@ -101,11 +105,13 @@ class Adam(Optimizer):
         return step, eps / s2, decay
 
     def _kernel_constants(self, dtype, lr, b1, b2, eps, wd, t) -> tuple:
-        """``fused.adam``'s (b1, b2, step, eps, decay, wd) in the parameters' dtype, as NumPy rounds the Python
-        floats of the reference passes; wd is the L2 term of plain Adam, 0 for AdamW (whose decay is decoupled)."""
+        """``fused.adam``'s (b1, b2, step, eps, decay, wd, tiny) in the parameters' dtype, as NumPy rounds the
+        Python floats of the reference passes; wd is the L2 term of plain Adam, 0 for AdamW (whose decay is
+        decoupled); tiny the smallest normal number, below which moments become +0."""
         step, eps_t, decay = self._step_scalars(lr, b1, b2, eps, wd, t)
         l2 = 0.0 if self.decoupled else wd
-        return dtype(b1), dtype(b2), dtype(step), dtype(eps_t), dtype(decay), dtype(l2)
+        return (dtype(b1), dtype(b2), dtype(step), dtype(eps_t), dtype(decay), dtype(l2),
+                dtype(np.finfo(dtype).tiny))
 
     # PyTorch's m and v in the saved state, the scaled moments inside
     def state_dict(self) -> dict:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import kernels
 from ..autograd import no_grad
+from ..backend import array_module as _array_module
 from ..kernels import optim as fused
 from .optimizer import Optimizer
 
@@ -27,6 +28,7 @@ def _reference_update(p, g, state, lr, mu, damp, wd, nesterov) -> None:
         else:
             buf *= mu
             buf += (1 - damp) * g if damp else g
+        fused.flush_subnormals(buf, _array_module(buf))  # see ember.kernels.optim
         g = g + mu * buf if nesterov else buf
     p -= lr * g
 
@@ -41,7 +43,8 @@ def _fused_update(p, g, state, lr, mu, damp, wd, nesterov) -> None:
     first = buf is None
     if first:  # the kernel writes the first buffer (the gradient itself)
         buf = state["momentum_buffer"] = np.empty_like(p)
-    fused.sgd_momentum(p, g, buf, dtype(lr), dtype(wd), dtype(mu), dtype(1 - damp), nesterov, first)
+    fused.sgd_momentum(p, g, buf, dtype(lr), dtype(wd), dtype(mu), dtype(1 - damp), nesterov, first,
+                       dtype(np.finfo(dtype).tiny))
 
 
 class SGD(Optimizer):
