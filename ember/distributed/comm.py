@@ -422,13 +422,16 @@ class MPIWorld(World):
     # -- shared memory -----------------------------------------------------------------------------------------------
     def all_reduce_buffer(self, size: int, dtype=np.float32) -> np.ndarray:
         array = super().all_reduce_buffer(size, dtype)
-        asked = self.all_gather_object((array.size, array.dtype.str))
+        switched_off = os.environ.get(SHARED_MEMORY_ENV, "1") == "0"
+        asked = self.all_gather_object((array.size, array.dtype.str, switched_off))
         if any(a != asked[0] for a in asked):
             r = next(r for r, a in enumerate(asked) if a != asked[0])
+            if asked[r][:2] == asked[0][:2]:  # a rank that mapped shared memory alone would wait for the others
+                raise RanksDisagree(f"all_reduce_buffer: {SHARED_MEMORY_ENV} differs between rank {r} and rank 0; "
+                                    "launch every rank with the same environment")
             raise RanksDisagree(f"all_reduce_buffer: rank {r} asked for {asked[r][0]:,} elements of {asked[r][1]}, "
                                 f"rank 0 for {asked[0][0]:,} of {asked[0][1]}")
-        if self.local_size != self.size or not array.size or array.dtype.kind not in "iuf" or \
-                os.environ.get(SHARED_MEMORY_ENV, "1") == "0":
+        if self.local_size != self.size or not array.size or array.dtype.kind not in "iuf" or switched_off:
             return array  # several nodes (or switched off): MPI moves the data
         try:
             reducer, window = map_node_buffer(self.MPI, self.comm, array.size, array.dtype)

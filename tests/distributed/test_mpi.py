@@ -88,6 +88,8 @@ def test_a_shared_buffer_behaves_as_any_array_to_the_other_collectives(shared_bu
     np.testing.assert_array_equal(shared_buffers[1]["part"][10:], 2.0)
     for got in shared_buffers:
         assert str(got["disagree"]) == "all_reduce_buffer: rank 1 asked for 11 elements of <f4, rank 0 for 10 of <f4"
+        assert str(got["env_disagree"]) == ("all_reduce_buffer: EMBER_DIST_SHARED_MEMORY differs between rank 1 and "
+                                            "rank 0; launch every rank with the same environment")
 
 
 def test_loader_shards_are_disjoint_and_cover_each_epoch(basics):

@@ -2,6 +2,7 @@
 data drawn from (round, rank) seeds so the test can recompute every rank's part; the same data through a plain
 array (MPI's all-reduce) beside it. Each rank writes <out>/rank<r>.npz."""
 
+import os
 import sys
 
 import numpy as np
@@ -71,4 +72,12 @@ try:
     got["disagree"] = np.array("")
 except dist.RanksDisagree as e:
     got["disagree"] = np.array(str(e))
+# ranks launched with different EMBER_DIST_SHARED_MEMORY are told so, instead of one waiting in a window alone
+os.environ["EMBER_DIST_SHARED_MEMORY"] = "0" if world.rank == 1 else "1"
+try:
+    world.all_reduce_buffer(8, "float32")
+    got["env_disagree"] = np.array("")
+except dist.RanksDisagree as e:
+    got["env_disagree"] = np.array(str(e))
+del os.environ["EMBER_DIST_SHARED_MEMORY"]
 np.savez(f"{out}/rank{world.rank}.npz", **got)
